@@ -1,0 +1,167 @@
+"""One typed settings object, read from ``juryflow.yaml`` and ``JURYFLOW__...`` variables.
+
+Precedence (highest first): keyword arguments, environment variables, the YAML file,
+the defaults below. The YAML file is ``$JURYFLOW_CONFIG`` or ``./juryflow.yaml``.
+Example: ``JURYFLOW__ROUTING__HIGH=0.9`` sets ``routing.high``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+DEFAULT_CONSTITUTION = PACKAGE_ROOT / "constitutions" / "default.yaml"
+
+
+class RoutingSettings(BaseModel):
+    high: float = Field(0.8, gt=0.5, le=1.0, description="AI-labeler confidence at or above which the judge alone decides")
+    low: float = Field(0.65, ge=0.5, le=1.0, description="confidence below which the sample goes to humans only")
+    audit_rate: float = Field(0.05, ge=0.0, le=1.0, description="share of judge-accepted samples also sent to humans")
+    # Guaranteed routing (docs/routing-guarantee.md): replaces `high` once calibrated.
+    alpha: float = Field(0.28, gt=0.0, lt=1.0, description="tolerated disagreement with humans among auto-labels")
+    delta: float = Field(0.1, gt=0.0, lt=1.0, description="allowed probability that the guarantee fails")
+    min_calibration_size: int = Field(100, ge=10, description="audit labels needed before thresholds are trusted")
+    calibration_method: Literal["temperature", "isotonic"] = "isotonic"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RoutingSettings:
+        if self.low > self.high:
+            raise ValueError(
+                f"routing.low ({self.low}) is above routing.high ({self.high}): "
+                "set low <= high, e.g. JURYFLOW__ROUTING__LOW=0.6 JURYFLOW__ROUTING__HIGH=0.8"
+            )
+        return self
+
+
+class LabelerSettings(BaseModel):
+    backend: Literal["embedding", "reward_model"] = "embedding"
+    # For `reward_model`: a Hugging Face sequence-classification directory with num_labels=1.
+    # For `embedding`: the fitted preference head (`juryflow labeler fit` writes it).
+    model_path: str | None = None
+    batch_size: int = Field(64, ge=1, le=4096)
+
+
+class JudgeSettings(BaseModel):
+    backend: Literal["transformers", "vllm", "openai"] = "transformers"
+    model_path: str | None = Field(
+        None, description="HF model directory or name; unset in the demo = a tiny random placeholder model"
+    )
+    constitution_path: Path = DEFAULT_CONSTITUTION
+    template_path: Path | None = Field(None, description="your own Jinja verdict template; default ships with juryflow")
+    critique: bool = Field(False, description="write a critique per principle before the verdict")
+    principle_sample_k: int | None = Field(None, ge=1, description="judge against k random principles per sample")
+    batch_size: int = Field(16, ge=1, le=4096)
+    device: str = "auto"
+    # OpenAI-compatible server (e.g. `vllm serve`).
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    max_concurrency: int = Field(8, ge=1, le=512)
+    timeout_s: float = Field(60.0, gt=0)
+    # In-process vLLM.
+    tensor_parallel_size: int = Field(1, ge=1)
+    gpu_memory_utilization: float = Field(0.85, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _backend_needs(self) -> JudgeSettings:
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError(
+                "judge.backend is 'openai' but judge.base_url is unset: "
+                "set JURYFLOW__JUDGE__BASE_URL=http://127.0.0.1:8000/v1 (your `vllm serve` address)"
+            )
+        if self.backend == "vllm" and not self.model_path:
+            raise ValueError("judge.backend is 'vllm' but judge.model_path is unset: set it to a model directory")
+        if not Path(self.constitution_path).is_file():
+            raise ValueError(
+                f"judge.constitution_path {str(self.constitution_path)!r} does not exist: "
+                f"point it at a YAML file of principles, or remove it to use {DEFAULT_CONSTITUTION}"
+            )
+        if self.template_path is not None and not Path(self.template_path).is_file():
+            raise ValueError(f"judge.template_path {str(self.template_path)!r} does not exist")
+        return self
+
+
+class IngestSettings(BaseModel):
+    max_chars: int = Field(20_000, ge=1, description="longest accepted prompt or response, in characters")
+    batch_size: int = Field(2_000, ge=1, le=1_000_000, description="samples per Prefect task call")
+
+
+class LabelStudioSettings(BaseModel):
+    url: str | None = Field(None, description="e.g. http://127.0.0.1:8080; unset = `juryflow labelstudio up` manages one")
+    api_key: SecretStr | None = None
+    project_title: str = "juryflow"
+    annotators_per_task: int = Field(1, ge=1, le=10)
+    max_annotators_on_tie: int = Field(3, ge=1, le=20)
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class TrainingSettings(BaseModel):
+    trigger_min_new_labels: int = Field(500, ge=1, description="merged labels since the last snapshot that trigger training")
+    min_snapshot_size: int = Field(50, ge=2)
+    gate_margin: float = Field(0.01, ge=0.0, le=1.0, description="accuracy a new reward model must add over the labeler")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="JURYFLOW__",
+        env_nested_delimiter="__",
+        extra="forbid",
+        yaml_file=None,
+    )
+
+    data_dir: Path = Path("juryflow-data")
+    store_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<data_dir>/juryflow.db")
+    campaign: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    routing: RoutingSettings = RoutingSettings()
+    labeler: LabelerSettings = LabelerSettings()
+    judge: JudgeSettings = JudgeSettings()
+    ingest: IngestSettings = IngestSettings()
+    labelstudio: LabelStudioSettings = LabelStudioSettings()
+    training: TrainingSettings = TrainingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_path = config_path()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if yaml_path.is_file():
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_path))
+        return tuple(sources)
+
+    @property
+    def resolved_store_url(self) -> str:
+        if self.store_url:
+            return self.store_url
+        return f"sqlite:///{(self.data_dir / 'juryflow.db').resolve()}"
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("JURYFLOW_CONFIG", "juryflow.yaml"))
+
+
+class SettingsError(ValueError):
+    """Settings failed validation; the message lists each problem and its fix."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Load and validate settings, turning pydantic's errors into one readable message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = [f"invalid juryflow settings (file: {config_path()}, env prefix JURYFLOW__):"]
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+            env = "JURYFLOW__" + "__".join(str(p).upper() for p in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  - {loc}: {msg} (set it in the YAML file or as {env})")
+        raise SettingsError("\n".join(lines)) from None

@@ -1,0 +1,1 @@
+"""Model backends (AI labelers, judges) and training."""

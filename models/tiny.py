@@ -1,0 +1,108 @@
+"""Tiny, randomly initialised models built locally, for tests, the demo and CPU benchmarks.
+
+Nothing is downloaded: the tokenizer is trained here with the ``tokenizers`` library and the
+model is made with ``from_config``. Their outputs carry no meaning; they exercise the wiring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
+# A minimal chat template, so TRL and the judge can treat the tiny model as a chat model.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+_BASE_CORPUS = [
+    "Which response is better? Answer A or B. Verdict: A",
+    "Which response is better? Answer A or B. Verdict: B",
+    "The answer is A. The answer is B. Response A. Response B.",
+    "Please answer in one word. Please answer politely. Please answer with a list.",
+    "Human: How do I bake bread? Assistant: Mix flour, water, salt and yeast, then bake.",
+    "the quick brown fox jumps over the lazy dog 0 1 2 3 4 5 6 7 8 9",
+]
+
+
+def build_tokenizer(out_dir: str | Path, corpus: Iterable[str] = (), vocab_size: int = 1000):
+    """Train a byte-level BPE tokenizer on ``corpus`` and save it as a HF fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    # Repeat the verdict letters so " A" and " B" become single tokens, as in real LLM vocabularies.
+    texts = list(_BASE_CORPUS) * 20 + list(corpus)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<|bos|>",
+        eos_token="<|eos|>",
+        pad_token="<|pad|>",
+        padding_side="left",
+        model_max_length=1024,
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(str(out_dir))
+    return fast
+
+
+def _config(tokenizer, hidden_size: int, layers: int, **extra):
+    from transformers import LlamaConfig
+
+    heads = max(1, hidden_size // 64)  # head_dim 64: vLLM's CPU attention rejects smaller heads
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        head_dim=hidden_size // heads,
+        max_position_embeddings=1024,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+        **extra,
+    )
+
+
+def build_tiny_causal_lm(
+    out_dir: str | Path, corpus: Iterable[str] = (), hidden_size: int = 128, layers: int = 2, seed: int = 0
+) -> Path:
+    """A tiny Llama causal LM plus tokenizer in ``out_dir``; returns the directory."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    out_dir = Path(out_dir)
+    tokenizer = build_tokenizer(out_dir, corpus)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(_config(tokenizer, hidden_size, layers))
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(str(out_dir))
+    return out_dir
+
+
+def build_tiny_reward_model(
+    out_dir: str | Path, corpus: Iterable[str] = (), hidden_size: int = 128, layers: int = 2, seed: int = 0
+) -> Path:
+    """A tiny Llama sequence-classification reward model (``num_labels=1``) plus tokenizer."""
+    import torch
+    from transformers import LlamaForSequenceClassification
+
+    out_dir = Path(out_dir)
+    tokenizer = build_tokenizer(out_dir, corpus)
+    torch.manual_seed(seed)
+    model = LlamaForSequenceClassification(_config(tokenizer, hidden_size, layers, num_labels=1))
+    model.save_pretrained(str(out_dir))
+    return out_dir
