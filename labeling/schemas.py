@@ -43,8 +43,11 @@ class RouteReason(str, Enum):
     judge_disagrees = "judge_disagrees"
     swap_inconsistent = "swap_inconsistent"
     judge_unparseable = "judge_unparseable"
+    judge_low_confidence = "judge_low_confidence"  # judge below its guaranteed threshold
     possible_injection = "possible_injection"
-    audit = "audit"  # random audit of an auto-accepted sample
+    # A deterministic random draw from the whole stream (seeded by sample id). Audited samples
+    # always get a human label, so they are an unbiased calibration set (docs/routing-guarantee.md).
+    audit = "audit"
 
 
 class ChatMessage(BaseModel):
@@ -184,10 +187,12 @@ class HumanLabel(BaseModel):
 
 
 class FinalLabel(BaseModel):
+    """The merged answer for a sample. A human ``tie`` is final but is left out of exports."""
+
     model_config = ConfigDict(frozen=True)
 
     sample_id: str
-    preferred: Choice
+    preferred: HumanChoice
     source: LabelSource
     labeler_version: str | None = None
     judge_version: str | None = None

@@ -1,0 +1,89 @@
+"""Confidence routing: pure functions, no I/O.
+
+Two decisions per sample:
+1. after the AI labeler: judge, human, or both;
+2. after the judge: accept the judge's label, or escalate to a human.
+
+Every route records its reasons, so the store, Label Studio and the dataset card can say
+why a sample went where it went.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from labeling.schemas import AILabel, JudgeVerdict, Route, RouteReason, unit_hash
+
+
+@dataclass(frozen=True)
+class RoutingPolicy:
+    """Thresholds in force for one run.
+
+    ``high``/``low`` come from the settings; once a guaranteed calibration exists
+    (labeling.guarantee), ``high`` is its labeler threshold and ``judge_threshold`` its judge
+    threshold. ``high=None`` means no threshold qualified: nothing is auto-accepted.
+    """
+
+    high: float | None
+    low: float
+    audit_rate: float
+    judge_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.high is not None and self.low > self.high:
+            raise ValueError(f"routing low ({self.low}) must not exceed high ({self.high})")
+        if not 0.0 <= self.audit_rate <= 1.0:
+            raise ValueError(f"audit_rate must be in [0, 1], got {self.audit_rate}")
+
+
+def is_audited(sample_id: str, audit_rate: float) -> bool:
+    """A deterministic draw: the same sample is always (or never) audited, on every rerun."""
+    return unit_hash("audit", sample_id) < audit_rate
+
+
+def route_after_labeler(sample_id: str, label: AILabel | None, policy: RoutingPolicy) -> Route:
+    audit = [RouteReason.audit] if is_audited(sample_id, policy.audit_rate) else []
+    if label is None:
+        return Route(sample_id=sample_id, to_judge=False, to_human=True, reasons=[RouteReason.cold_start, *audit])
+    confidence = label.confidence
+    if policy.high is not None and confidence >= policy.high:
+        # Audited samples still see the judge, so the judge stage can be calibrated too.
+        return Route(
+            sample_id=sample_id, to_judge=True, to_human=bool(audit), reasons=[RouteReason.high_confidence, *audit]
+        )
+    if confidence < policy.low:
+        return Route(sample_id=sample_id, to_judge=False, to_human=True, reasons=[RouteReason.low_confidence, *audit])
+    return Route(sample_id=sample_id, to_judge=True, to_human=True, reasons=[RouteReason.mid_confidence, *audit])
+
+
+def route_after_judge(
+    first: Route,
+    label: AILabel,
+    verdict: JudgeVerdict,
+    policy: RoutingPolicy,
+    injection_flags: list[str] | tuple[str, ...] = (),
+) -> Route:
+    """Accept the judge's label only if nothing about it calls for a human."""
+    reasons = list(first.reasons)
+    escalate: list[RouteReason] = []
+    if verdict.parse_error is not None:
+        escalate.append(RouteReason.judge_unparseable)
+    elif not verdict.swap_consistent:
+        escalate.append(RouteReason.swap_inconsistent)
+    elif verdict.preferred != label.preferred:
+        escalate.append(RouteReason.judge_disagrees)
+    elif policy.judge_threshold is not None and (verdict.confidence or 0.0) < policy.judge_threshold:
+        escalate.append(RouteReason.judge_low_confidence)
+    if injection_flags:
+        escalate.append(RouteReason.possible_injection)
+    if not escalate and not first.to_human:
+        return Route(
+            sample_id=first.sample_id,
+            to_judge=True,
+            to_human=False,
+            accept_judge=True,
+            reasons=[*reasons, RouteReason.judge_agrees],
+        )
+    if not escalate:
+        escalate.append(RouteReason.judge_agrees)  # a human looks anyway (mid confidence or audit)
+    return Route(sample_id=first.sample_id, to_judge=True, to_human=True, reasons=[*reasons, *escalate])
