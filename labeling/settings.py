@@ -11,14 +11,19 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 DEFAULT_CONSTITUTION = PACKAGE_ROOT / "constitutions" / "default.yaml"
 
 
-class RoutingSettings(BaseModel):
+class _Section(BaseModel):
+    # A misspelt key is an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid")
+
+
+class RoutingSettings(_Section):
     high: float = Field(0.8, gt=0.5, le=1.0, description="AI-labeler confidence at or above which the judge alone decides")
     low: float = Field(0.65, ge=0.5, le=1.0, description="confidence below which the sample goes to humans only")
     audit_rate: float = Field(0.05, ge=0.0, le=1.0, description="share of judge-accepted samples also sent to humans")
@@ -38,7 +43,7 @@ class RoutingSettings(BaseModel):
         return self
 
 
-class LabelerSettings(BaseModel):
+class LabelerSettings(_Section):
     backend: Literal["embedding", "reward_model"] = "embedding"
     # For `reward_model`: a Hugging Face sequence-classification directory with num_labels=1.
     # For `embedding`: the fitted preference head (`juryflow labeler fit` writes it).
@@ -46,7 +51,7 @@ class LabelerSettings(BaseModel):
     batch_size: int = Field(64, ge=1, le=4096)
 
 
-class JudgeSettings(BaseModel):
+class JudgeSettings(_Section):
     backend: Literal["transformers", "vllm", "openai"] = "transformers"
     model_path: str | None = Field(
         None, description="HF model directory or name; unset in the demo = a tiny random placeholder model"
@@ -85,12 +90,12 @@ class JudgeSettings(BaseModel):
         return self
 
 
-class IngestSettings(BaseModel):
+class IngestSettings(_Section):
     max_chars: int = Field(20_000, ge=1, description="longest accepted prompt or response, in characters")
     batch_size: int = Field(2_000, ge=1, le=1_000_000, description="samples per Prefect task call")
 
 
-class LabelStudioSettings(BaseModel):
+class LabelStudioSettings(_Section):
     url: str | None = Field(None, description="e.g. http://127.0.0.1:8080; unset = `juryflow labelstudio up` manages one")
     api_key: SecretStr | None = None
     project_title: str = "juryflow"
@@ -99,7 +104,7 @@ class LabelStudioSettings(BaseModel):
     port: int = Field(8080, ge=1, le=65535)
 
 
-class TrainingSettings(BaseModel):
+class TrainingSettings(_Section):
     trigger_min_new_labels: int = Field(500, ge=1, description="merged labels since the last snapshot that trigger training")
     min_snapshot_size: int = Field(50, ge=2)
     gate_margin: float = Field(0.01, ge=0.0, le=1.0, description="accuracy a new reward model must add over the labeler")
