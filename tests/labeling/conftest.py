@@ -1,0 +1,77 @@
+"""Store fixtures: every store test runs on SQLite, and on PostgreSQL when JURYFLOW_TEST_PG_URL is set.
+
+Start a throwaway server with ``export JURYFLOW_TEST_PG_URL=$(scripts/start_test_postgres.sh)``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from labeling.schemas import ChatMessage, Sample
+from labeling.store import Store
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+PG_URL = os.environ.get("JURYFLOW_TEST_PG_URL")
+PG_SKIP = "PostgreSQL variant: set JURYFLOW_TEST_PG_URL (e.g. $(scripts/start_test_postgres.sh)) to run it"
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param(
+        "postgresql",
+        id="postgresql",
+        marks=[pytest.mark.requires_postgres, pytest.mark.skipif(not PG_URL, reason=PG_SKIP)],
+    ),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL: a SQLite file, or a PostgreSQL schema of its own (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'juryflow.db'}"
+        return
+    assert PG_URL is not None
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    joiner = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{joiner}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    st = Store(store_url)
+    yield st
+    st.close()
+
+
+def make_samples(n: int, prefix: str = "s", chat_every: int = 0) -> list[Sample]:
+    """n distinct samples; every ``chat_every``-th has a chat prompt."""
+    out = []
+    for i in range(n):
+        prompt: str | list[ChatMessage] = f"prompt {i}"
+        if chat_every and i % chat_every == 0:
+            prompt = [ChatMessage(role="system", content="Be kind."), ChatMessage(role="user", content=f"question {i}")]
+        out.append(
+            Sample(
+                sample_id=f"{prefix}{i:05d}",
+                prompt=prompt,
+                response_a=f"answer A {i}",
+                response_b=f"answer B {i}",
+                metadata={"i": i},
+                reference_label="A" if i % 2 else None,
+            )
+        )
+    return out
