@@ -1,0 +1,94 @@
+"""Build the configured AI labeler and judge from settings (backends are imported lazily)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from labeling.settings import Settings
+from models.base import AILabeler, Judge
+
+log = logging.getLogger(__name__)
+
+PLACEHOLDER_JUDGE_DIR = "placeholder-judge"
+
+
+def build_labeler(settings: Settings) -> AILabeler | None:
+    """The configured AI labeler, or None when none is fitted yet (cold start: humans label first)."""
+    cfg = settings.labeler
+    if cfg.model_path is None:
+        log.info("no AI labeler configured (labeler.model_path unset): cold start, samples go to humans")
+        return None
+    path = Path(cfg.model_path)
+    if cfg.backend == "embedding":
+        from models.labelers.embedding import EmbeddingLabeler
+
+        return EmbeddingLabeler(path, batch_size=cfg.batch_size)
+    if not (path / "config.json").is_file():
+        raise ValueError(
+            f"labeler.model_path {str(path)!r} is not a model directory (no config.json): point it at a reward "
+            "model trained by `train_reward_model`, or unset it for a cold start"
+        )
+    from models.labelers.reward_model import RewardModelLabeler
+
+    return RewardModelLabeler(path, batch_size=cfg.batch_size)
+
+
+def placeholder_judge_dir(settings: Settings) -> Path:
+    """A tiny random causal LM under data_dir, built once, so the offline demo runs end to end."""
+    from models.tiny import build_tiny_causal_lm
+
+    out = Path(settings.data_dir) / PLACEHOLDER_JUDGE_DIR
+    if not (out / "config.json").is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        build_tiny_causal_lm(out)
+    return out
+
+
+def build_judge(settings: Settings) -> Judge:
+    """The configured constitutional judge (not loaded yet: call ``load()`` or use it as a context manager)."""
+    cfg = settings.judge
+    common = {
+        "template_path": cfg.template_path,
+        "critique": cfg.critique,
+        "principle_sample_k": cfg.principle_sample_k,
+    }
+    if cfg.backend == "vllm":
+        from models.judges.vllm_judge import VLLMJudge
+
+        return VLLMJudge(
+            model_path=cfg.model_path,  # settings validation guarantees it is set for vllm
+            tensor_parallel_size=cfg.tensor_parallel_size,
+            gpu_memory_utilization=cfg.gpu_memory_utilization,
+            **common,
+        )
+    if cfg.backend == "openai":
+        from models.judges.openai_judge import OpenAICompatibleJudge
+
+        if not cfg.model_path:
+            raise ValueError(
+                "judge.backend is 'openai' but judge.model_path is unset: set it to the model name the server "
+                "serves (the `--served-model-name` or model path given to `vllm serve`)"
+            )
+        return OpenAICompatibleJudge(
+            base_url=cfg.base_url,  # settings validation guarantees it is set for openai
+            model=cfg.model_path,
+            api_key=cfg.api_key,
+            max_concurrency=cfg.max_concurrency,
+            timeout_s=cfg.timeout_s,
+            **common,
+        )
+    from models.judges.transformers_judge import TransformersJudge
+
+    model_path = cfg.model_path
+    if model_path is None:
+        model_path = str(placeholder_judge_dir(settings))
+        log.warning(
+            "\n" + "!" * 78 + "\n"
+            "judge.model_path is unset: using a TINY RANDOM PLACEHOLDER judge at %s.\n"
+            "Its verdicts are MEANINGLESS; they only exercise the wiring. Set judge.model_path\n"
+            "(JURYFLOW__JUDGE__MODEL_PATH) to a real instruction-tuned model before trusting any label.\n"
+            + "!" * 78,
+            model_path,
+        )
+    return TransformersJudge(model_path, device=cfg.device, batch_size=cfg.batch_size, **common)
