@@ -1,0 +1,281 @@
+"""Offline evaluation: replay a labeled file through routing, with the file's reference labels
+standing in for the humans.
+
+1. Out-of-fold AI labels: the embedding labeler is fitted on K-1 folds and labels the Kth, so
+   every sample gets a p_a from a head that never saw it.
+2. Cost-quality curve: share of samples sent to humans against agreement of the final dataset
+   (human-routed samples take the reference label) for random routing, fixed uncalibrated
+   thresholds and the calibrated guaranteed thresholds (one point per alpha).
+3. Guarantee check: over many random calibration/test splits, calibrate and pick the threshold
+   on the calibration part (playing the audit set), route the test part through
+   ``labeling.routing``, and count how often the realised error among auto-accepted test
+   samples exceeds alpha; the guarantee says at most about delta of the splits.
+
+The replay has no judge: auto-accepted means "sent to the judge without a human", as if the
+judge agreed, so it measures the labeler stage of the cascade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labeling.calibration import confidence_of, expected_calibration_error, fit_calibrator, plot_reliability
+from labeling.guarantee import guaranteed_threshold
+from labeling.routing import RoutingPolicy, route_after_labeler
+from labeling.schemas import AILabel, Sample, unit_hash
+
+ALPHA_SWEEP = (0.10, 0.14, 0.18, 0.22, 0.26, 0.28, 0.30, 0.34, 0.38, 0.42)
+
+
+def fold_of(sample_id: str, folds: int) -> int:
+    """A stable fold assignment: the same sample lands in the same fold on every run."""
+    return int(unit_hash("fold", sample_id) * folds)
+
+
+class CachingEncoder:
+    """Wraps a sentence encoder so each text is encoded once across all folds' head fits."""
+
+    def __init__(self, encoder: Any) -> None:
+        self._encoder = encoder
+        self._cache: dict[str, np.ndarray] = {}
+
+    def encode(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            kwargs["convert_to_numpy"] = True
+            for t, e in zip(missing, self._encoder.encode(missing, **kwargs), strict=True):
+                self._cache[t] = e
+        return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
+
+
+def out_of_fold_p_a(samples: Sequence[Sample], folds: int, work_dir: Path, progress: Any = None) -> np.ndarray:
+    """p_a for every sample from an EmbeddingLabeler whose head was fitted on the other folds."""
+    from models.labelers.embedding import EmbeddingLabeler, fit_embedding_head, load_encoder
+
+    if folds < 2:
+        raise ValueError(f"folds must be >= 2 to keep each sample out of its own head's training, got {folds}")
+    missing = [s.sample_id for s in samples if s.reference_label is None]
+    if missing:
+        raise ValueError(f"samples {missing[:5]} have no reference label: evaluate needs a labeled file")
+    encoder = CachingEncoder(load_encoder())
+    assign = np.array([fold_of(s.sample_id, folds) for s in samples])
+    p_a = np.full(len(samples), np.nan)
+    for k in range(folds):
+        test_idx = np.nonzero(assign == k)[0]
+        train_idx = np.nonzero(assign != k)[0]
+        if test_idx.size == 0:
+            continue
+        train = [samples[i] for i in train_idx]
+        head_path = fit_embedding_head(
+            train, [s.reference_label for s in train], work_dir / f"fold-{k}", encoder=encoder
+        )
+        with EmbeddingLabeler(head_path) as labeler:  # the production labeler, on unseen samples
+            labels = labeler.label([samples[i] for i in test_idx])
+        p_a[test_idx] = [lab.p_a for lab in labels]
+        if progress is not None:
+            progress(k + 1, folds)
+    return p_a
+
+
+def as_labels(sample_ids: Sequence[str], p_a: np.ndarray) -> list[AILabel]:
+    return [
+        AILabel(sample_id=sid, p_a=float(p), labeler_name="evaluate", labeler_version="out-of-fold")
+        for sid, p in zip(sample_ids, p_a, strict=True)
+    ]
+
+
+def auto_accepted(labels: Sequence[AILabel], threshold: float | None) -> np.ndarray:
+    """Which samples the real routing sends on without a human, at this labeler threshold."""
+    # low = high: nothing lands in the "judge and human" middle band; audits are off because
+    # the replay evaluates routing itself (the calibration split plays the audit set).
+    policy = RoutingPolicy(high=threshold, low=0.5 if threshold is None else threshold, audit_rate=0.0)
+    out = np.zeros(len(labels), dtype=bool)
+    for i, label in enumerate(labels):
+        route = route_after_labeler(label.sample_id, label, policy)
+        out[i] = route.to_judge and not route.to_human
+    return out
+
+
+def final_agreement(auto: np.ndarray, correct: np.ndarray) -> float:
+    """Humans (the reference) label everything not auto-accepted, so only auto-labels can disagree."""
+    return float(np.mean(np.where(auto, correct, True))) if auto.size else float("nan")
+
+
+def guarantee_splits(
+    sample_ids: Sequence[str],
+    p_a: np.ndarray,
+    prefers_a: np.ndarray,
+    alpha: float,
+    delta: float,
+    n_splits: int,
+    calibration_share: float,
+    min_calibration_size: int,
+    method: str,
+    seed: int = 0,
+) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    labels = as_labels(sample_ids, p_a)
+    correct = (p_a >= 0.5) == prefers_a
+    n = len(labels)
+    n_cal = int(round(calibration_share * n))
+    rows = []
+    for _ in range(n_splits):
+        perm = rng.permutation(n)
+        cal, test = perm[:n_cal], perm[n_cal:]
+        calibrator = fit_calibrator(p_a[cal], prefers_a[cal], method=method)  # type: ignore[arg-type]
+        res = guaranteed_threshold(confidence_of(p_a[cal]), correct[cal], alpha, delta, min_calibration_size)
+        auto = auto_accepted([labels[i] for i in test], res.threshold)
+        n_auto = int(auto.sum())
+        err = float(np.mean(~correct[test][auto])) if n_auto else 0.0
+        cal_conf_test = calibrator.calibrate_confidence(confidence_of(p_a[test]))
+        rows.append(
+            {
+                "threshold": res.threshold,
+                "coverage": n_auto / len(test),
+                "auto_error": err,
+                "violated": bool(n_auto and err > alpha),
+                "final_agreement": final_agreement(auto, correct[test]),
+                "ece_raw": expected_calibration_error(confidence_of(p_a[test]), correct[test]),
+                "ece_calibrated": expected_calibration_error(cal_conf_test, correct[test]),
+            }
+        )
+    chose = [r for r in rows if r["threshold"] is not None]
+    auto_acc = [1 - r["auto_error"] for r in chose if r["coverage"] > 0]
+    return {
+        "alpha": alpha,
+        "delta": delta,
+        "n_splits": n_splits,
+        "n_calibration": n_cal,
+        "n_test": n - n_cal,
+        "share_with_threshold": len(chose) / n_splits,
+        "violation_rate": sum(r["violated"] for r in rows) / n_splits,
+        "mean_coverage": float(np.mean([r["coverage"] for r in rows])),
+        "median_threshold": float(np.median([r["threshold"] for r in chose])) if chose else None,
+        "mean_auto_agreement": float(np.mean(auto_acc)) if auto_acc else None,
+        "mean_final_agreement": float(np.mean([r["final_agreement"] for r in rows])),
+        "human_share": 1 - float(np.mean([r["coverage"] for r in rows])),
+        "ece_raw": float(np.nanmean([r["ece_raw"] for r in rows])),
+        "ece_calibrated": float(np.nanmean([r["ece_calibrated"] for r in rows])),
+    }
+
+
+def cost_quality_curves(
+    sample_ids: Sequence[str], p_a: np.ndarray, prefers_a: np.ndarray, seed: int = 0
+) -> dict[str, list]:
+    """(human share, final agreement) points for fixed raw thresholds and random routing."""
+    correct = (p_a >= 0.5) == prefers_a
+    conf = confidence_of(p_a)
+    labels = as_labels(sample_ids, p_a)
+    fixed = []
+    for t in np.quantile(conf, np.linspace(0.0, 1.0, 21)):
+        auto = auto_accepted(labels, float(t))
+        fixed.append(
+            {"threshold": float(t), "human_share": 1 - float(auto.mean()), "agreement": final_agreement(auto, correct)}
+        )
+    rng = np.random.default_rng(seed)
+    random_pts = []
+    for h in np.linspace(0.0, 1.0, 21):
+        draws = [final_agreement(rng.uniform(0, 1, len(correct)) >= h, correct) for _ in range(20)]
+        random_pts.append({"human_share": float(h), "agreement": float(np.mean(draws))})
+    return {"fixed_threshold": fixed, "random": random_pts}
+
+
+def top_share_accuracy(
+    p_a: np.ndarray, prefers_a: np.ndarray, shares: Sequence[float] = (1.0, 0.5, 0.3)
+) -> dict[str, float]:
+    correct = (p_a >= 0.5) == prefers_a
+    order = np.argsort(-confidence_of(p_a), kind="stable")
+    return {f"top_{int(s * 100)}pct": float(correct[order[: max(1, int(s * len(order)))]].mean()) for s in shares}
+
+
+def plot_cost_quality(report: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = report["cost_quality"]
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.plot(
+        [p["human_share"] for p in curves["random"]], [p["agreement"] for p in curves["random"]], label="random routing"
+    )
+    ax.plot(
+        [p["human_share"] for p in curves["fixed_threshold"]],
+        [p["agreement"] for p in curves["fixed_threshold"]],
+        marker=".",
+        label="fixed uncalibrated threshold",
+    )
+    g = curves["guaranteed"]
+    ax.plot(
+        [p["human_share"] for p in g],
+        [p["mean_final_agreement"] for p in g],
+        marker="o",
+        label="guaranteed (alpha sweep)",
+    )
+    cfg = report["guarantee"]
+    ax.scatter([cfg["human_share"]], [cfg["mean_final_agreement"]], s=80, color="red", zorder=5,
+               label=f"configured alpha={cfg['alpha']}, delta={cfg['delta']}")  # fmt: skip
+    ax.set_xlabel("share of samples sent to humans")
+    ax.set_ylabel("agreement of final dataset with reference")
+    ax.set_title(f"cost vs quality ({report['n_samples']} samples)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def build_report(
+    samples: Sequence[Sample],
+    p_a: np.ndarray,
+    alpha: float,
+    delta: float,
+    n_splits: int,
+    calibration_share: float,
+    min_calibration_size: int,
+    method: str,
+    out_dir: Path,
+) -> dict[str, Any]:
+    ids = [s.sample_id for s in samples]
+    prefers_a = np.array([s.reference_label == "A" for s in samples])
+    correct = (p_a >= 0.5) == prefers_a
+    split_args = dict(
+        n_splits=n_splits, calibration_share=calibration_share, min_calibration_size=min_calibration_size, method=method
+    )
+    configured = guarantee_splits(ids, p_a, prefers_a, alpha, delta, **split_args)
+    sweep_splits = max(10, n_splits // 5)  # the sweep only draws the curve; the check uses all splits
+    sweep = [
+        guarantee_splits(ids, p_a, prefers_a, a, delta, **{**split_args, "n_splits": sweep_splits}) for a in ALPHA_SWEEP
+    ]
+    curves = cost_quality_curves(ids, p_a, prefers_a)
+    curves["guaranteed"] = sweep
+    report = {
+        "n_samples": len(samples),
+        "labeler_accuracy": top_share_accuracy(p_a, prefers_a),
+        "ece_raw_all": expected_calibration_error(confidence_of(p_a), correct),
+        "guarantee": configured,
+        # The procedure on every sample at once: the threshold (or the audit labels still
+        # missing) that a calibration set the size of the whole file would give.
+        "whole_file_threshold": guaranteed_threshold(
+            confidence_of(p_a), correct, alpha, delta, min_calibration_size
+        ).summary(),
+        "guarantee_holds": bool(configured["violation_rate"] <= delta + 2 * np.sqrt(delta * (1 - delta) / n_splits)),
+        "cost_quality": curves,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report["plot"] = str(plot_cost_quality(report, out_dir / "cost_quality.png"))
+    cal = fit_calibrator(p_a, prefers_a, method=method)  # type: ignore[arg-type]
+    conf = confidence_of(p_a)
+    report["reliability_plot"] = str(
+        plot_reliability(
+            {"raw": (conf, correct), f"{method} (in-sample)": (cal.calibrate_confidence(conf), correct)},
+            out_dir / "reliability.png",
+        )
+    )
+    return report

@@ -1,0 +1,304 @@
+"""Confidence thresholds with a stated agreement guarantee (Learn then Test, fixed sequence).
+
+For a cascade stage (AI labeler, then judge), we pick the loosest confidence threshold t
+such that, with probability at least 1 - delta over the calibration sample,
+
+    P(stage's label != human label | confidence >= t) <= alpha.
+
+Procedure (Angelopoulos et al. 2021, "Learn then Test"; Jung et al. 2024, "Trust or
+Escalate"): test candidate thresholds from strictest to loosest; at each, the null
+hypothesis "error rate > alpha" is rejected when the exact Clopper-Pearson upper bound
+(Clopper & Pearson 1934) on the error rate of the calibration samples it accepts is <= alpha.
+Fixed-sequence testing lets every test run at the full level delta, and stops at the first
+failure. See docs/routing-guarantee.md for the assumptions.
+
+The candidate list depends only on the confidences, never on the labels, which keeps the
+procedure valid: it starts at the strictest threshold that accepts enough samples for a
+zero-error pass to be possible at all (``min_accepted``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel, Field
+from scipy.stats import beta
+
+from labeling.calibration import ConfidenceCalibrator
+
+
+def clopper_pearson_upper(errors: int, n: int, delta: float) -> float:
+    """One-sided exact (1 - delta) upper confidence bound on a binomial rate from k errors in n."""
+    if n <= 0:
+        return 1.0
+    if errors >= n:
+        return 1.0
+    return float(beta.ppf(1.0 - delta, errors + 1, n - errors))
+
+
+def min_accepted_for_zero_errors(alpha: float, delta: float) -> int:
+    """Smallest n whose bound with zero errors, 1 - delta^(1/n), is <= alpha."""
+    return max(1, math.ceil(math.log(delta) / math.log(1.0 - alpha) - 1e-12))
+
+
+def labels_needed(error_rate: float, coverage: float, alpha: float, delta: float, cap: int = 1_000_000) -> int | None:
+    """Smallest calibration size N at which ``coverage * N`` accepted samples with the observed
+    ``error_rate`` would give a Clopper-Pearson bound <= alpha; None when error_rate >= alpha."""
+    if error_rate >= alpha or coverage <= 0:
+        return None
+
+    def passes(total: int) -> bool:
+        n = max(1, math.floor(coverage * total))
+        # Errors rounded up: the estimate should not promise a pass that rounding alone gives.
+        return clopper_pearson_upper(math.ceil(error_rate * n - 1e-9), n, delta) <= alpha
+
+    hi = 1
+    while not passes(hi):
+        hi *= 2
+        if hi > cap:
+            return None
+    lo = hi // 2
+    while lo + 1 < hi:  # the bound is not perfectly monotone in N (floors); this finds a passing N
+        mid = (lo + hi) // 2
+        if passes(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+class ThresholdTest(BaseModel):
+    threshold: float
+    n_accepted: int
+    errors: int
+    upper_bound: float
+    passed: bool
+
+
+class GuaranteeResult(BaseModel):
+    """The chosen threshold (None = nothing qualifies: route everything onward) and its evidence."""
+
+    stage: str
+    threshold: float | None
+    alpha: float
+    delta: float
+    n_calibration: int
+    n_accepted: int = 0
+    errors: int = 0
+    upper_bound: float | None = None
+    coverage: float = 0.0  # share of calibration samples the threshold auto-accepts
+    labels_needed: int | None = None  # more audit labels needed when nothing qualified
+    status: str
+    tests: list[ThresholdTest] = Field(default_factory=list)
+
+    def summary(self) -> dict[str, object]:
+        return self.model_dump(exclude={"tests"})
+
+
+def guaranteed_threshold(
+    confidence: Sequence[float],
+    correct: Sequence[bool],
+    alpha: float,
+    delta: float,
+    min_calibration_size: int = 100,
+    stage: str = "labeler",
+    eligible: Sequence[bool] | None = None,
+    coverage_step: float = 0.025,
+) -> GuaranteeResult:
+    """Fixed-sequence Learn-then-Test threshold on ``confidence`` for a stage's ``correct`` flags.
+
+    ``eligible`` marks samples the stage could ever auto-accept (the judge's swap-inconsistent
+    verdicts are not): ineligible samples are never accepted, at any threshold.
+    """
+    if not (0.0 < alpha < 1.0 and 0.0 < delta < 1.0):
+        raise ValueError(f"alpha ({alpha}) and delta ({delta}) must both be in (0, 1)")
+    conf = np.asarray(confidence, dtype=float)
+    ok = np.asarray(correct, dtype=bool)
+    if conf.shape != ok.shape:
+        raise ValueError(f"confidence has {conf.size} values but correct has {ok.size}: pass one per sample")
+    elig = np.ones_like(ok) if eligible is None else np.asarray(eligible, dtype=bool)
+    n_total = int(conf.size)
+    base = {"stage": stage, "alpha": alpha, "delta": delta, "n_calibration": n_total}
+
+    # Sort eligible samples by confidence, strictest first; cumulative counts give n and k at
+    # each distinct confidence value used as a threshold.
+    c_el, wrong_el = conf[elig], ~ok[elig]
+    order = np.argsort(-c_el, kind="stable")
+    c_sorted, wrong_sorted = c_el[order], wrong_el[order]
+    cum_n = np.arange(1, c_sorted.size + 1)
+    cum_k = np.cumsum(wrong_sorted)
+    # Candidate thresholds sit at a grid of coverages (shares of eligible samples accepted):
+    # a coarse grid means one unlucky stretch of errors cannot end the sequence early, and a
+    # grid of coverages depends on the confidences only, never on the labels.
+    last_of_value = _coverage_grid(c_sorted, coverage_step)
+    # Start where a labeler with half the tolerated error rate could pass: stricter thresholds
+    # accept too few samples to pass at all, and trying them only risks stopping early.
+    start_n = max(min_accepted_for_zero_errors(alpha, delta), _min_accepted_at_half_alpha(alpha, delta))
+
+    too_few = n_total < min_calibration_size
+    tests: list[ThresholdTest] = []
+    chosen: ThresholdTest | None = None
+    if not too_few:
+        for i in last_of_value:
+            n, k = int(cum_n[i]), int(cum_k[i])
+            if n < start_n:
+                continue  # cannot pass even with zero errors; skipping it uses no labels
+            ub = clopper_pearson_upper(k, n, delta)
+            test = ThresholdTest(
+                threshold=float(c_sorted[i]), n_accepted=n, errors=k, upper_bound=ub, passed=ub <= alpha
+            )
+            tests.append(test)
+            if not test.passed:
+                break
+            chosen = test
+
+    if chosen is not None:
+        return GuaranteeResult(
+            **base,
+            threshold=chosen.threshold,
+            n_accepted=chosen.n_accepted,
+            errors=chosen.errors,
+            upper_bound=chosen.upper_bound,
+            coverage=chosen.n_accepted / n_total,
+            status=(
+                f"{stage}: auto-accept confidence >= {chosen.threshold:.4f} "
+                f"({chosen.n_accepted}/{n_total} calibration samples, {chosen.errors} disagreements, "
+                f"error bound {chosen.upper_bound:.3f} <= alpha {alpha} at delta {delta})"
+            ),
+            tests=tests,
+        )
+
+    estimate = _more_labels_needed(cum_n, cum_k, last_of_value, n_total, alpha, delta, min_calibration_size)
+    needed = estimate[0] if estimate else None
+    if too_few:
+        why = f"only {n_total} audit labels, fewer than routing.min_calibration_size = {min_calibration_size}"
+    elif not tests:
+        why = f"no threshold accepts the {start_n} samples the first test needs"
+    else:
+        first = tests[0]
+        why = (
+            f"the strictest testable threshold {first.threshold:.4f} has {first.errors}/{first.n_accepted} "
+            f"disagreements, error bound {first.upper_bound:.3f} > alpha {alpha}"
+        )
+    if needed is not None:
+        more = (
+            f"about {needed} more audit labels would let it auto-accept about {estimate[1]:.1%} "
+            "of samples, if the observed error rates hold"
+        )
+    elif too_few or not _has_estimate(cum_n):
+        needed = max(min_calibration_size - n_total, 1)
+        more = f"too few labels to judge the labeler: collect at least {needed} more audit labels"
+    else:
+        more = (
+            "more labels will not help: the observed error rate is >= alpha at every threshold "
+            "(the labeler is too weak)"
+        )
+    return GuaranteeResult(
+        **base,
+        threshold=None,
+        labels_needed=needed,
+        status=f"{stage}: no threshold qualifies ({why}); routing everything onward; {more}",
+        tests=tests,
+    )
+
+
+def _coverage_grid(c_sorted: np.ndarray, step: float) -> np.ndarray:
+    """Indices (into confidences sorted high to low) of the candidate thresholds: the last sample
+    of each coverage step, moved to the last of its ties ("confidence >= t" takes all ties)."""
+    n = c_sorted.size
+    if n == 0:
+        return np.array([], dtype=int)
+    ends = np.unique(np.clip(np.ceil(np.arange(step, 1.0 + step, step) * n).astype(int) - 1, 0, n - 1))
+    # The last index holding the same value as each end: searchsorted on the negated ascending copy.
+    last = np.searchsorted(-c_sorted, -c_sorted[ends], side="right") - 1
+    return np.unique(last)
+
+
+_MIN_EXTRAPOLATE = 20
+
+
+def _has_estimate(cum_n: np.ndarray) -> bool:
+    return bool(cum_n.size and cum_n[-1] >= _MIN_EXTRAPOLATE)
+
+
+def _min_accepted_at_half_alpha(alpha: float, delta: float) -> int:
+    n = 1
+    while clopper_pearson_upper(math.floor(alpha / 2 * n), n, delta) > alpha:
+        n += 1
+    return n
+
+
+def _more_labels_needed(
+    cum_n: np.ndarray,
+    cum_k: np.ndarray,
+    last_of_value: np.ndarray,
+    n_total: int,
+    alpha: float,
+    delta: float,
+    min_calibration_size: int,
+) -> tuple[int, float] | None:
+    """(fewest extra labels, coverage then reached) after which some threshold, keeping its observed coverage and error
+    rate, would pass. Thresholds accepting fewer than ``_MIN_EXTRAPOLATE`` samples are too noisy
+    to extrapolate from (zero errors in five samples would promise a pass far too soon)."""
+    best: tuple[int, float] | None = None
+    for i in last_of_value:
+        n, k = int(cum_n[i]), int(cum_k[i])
+        if n < _MIN_EXTRAPOLATE:
+            continue
+        total = labels_needed(k / n, n / n_total, alpha, delta)
+        if total is not None:
+            total = max(total, min_calibration_size)
+            if best is None or total < best[0]:
+                best = (total, n / n_total)
+    if best is None:
+        return None
+    return max(best[0] - n_total, 1), best[1]
+
+
+THRESHOLDS_RECORD_KIND = "thresholds"
+ACTIVE_KEY = "active"
+
+
+class ActiveThresholds(BaseModel):
+    """What routing uses in place of the hand-set ``routing.high`` once calibrated.
+
+    Thresholds are on *raw* confidence, max(p_a, 1 - p_a) as the labeler/judge emits it
+    (``AILabel.confidence``, ``JudgeVerdict.confidence``): calibration is monotone, so the
+    order is the same and raw keeps full resolution where isotonic calibration has plateaus.
+    None = no threshold qualified (or drift): auto-accept nothing, route everything onward.
+    ``calibrator`` maps a raw p_a to a calibrated probability (for stored confidences).
+    """
+
+    version: str
+    labeler_version: str | None = None
+    labeler_threshold: float | None
+    judge_threshold: float | None = None
+    calibrator: ConfidenceCalibrator = Field(default_factory=ConfidenceCalibrator)
+    alpha: float
+    delta: float
+    drift: bool = False
+    status: str
+
+    def labeler_accepts(self, confidence: float) -> bool:
+        return self.labeler_threshold is not None and confidence >= self.labeler_threshold
+
+    def judge_accepts(self, confidence: float | None, swap_consistent: bool) -> bool:
+        # Swap-inconsistent verdicts never auto-accept, whatever their averaged confidence.
+        return (
+            self.judge_threshold is not None
+            and swap_consistent
+            and confidence is not None
+            and confidence >= self.judge_threshold
+        )
+
+    @classmethod
+    def from_record(cls, payload: dict[str, object]) -> ActiveThresholds:
+        return cls.model_validate({k: v for k, v in payload.items() if k in cls.model_fields})
+
+
+def load_active_thresholds(store: object) -> ActiveThresholds | None:
+    """The thresholds in force, from the store; None before the first calibration."""
+    payload = store.get_record(THRESHOLDS_RECORD_KIND, ACTIVE_KEY)  # type: ignore[attr-defined]
+    return None if payload is None else ActiveThresholds.from_record(payload)
