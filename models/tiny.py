@@ -49,7 +49,7 @@ def build_tokenizer(out_dir: str | Path, corpus: Iterable[str] = (), vocab_size:
         eos_token="<|eos|>",
         pad_token="<|pad|>",
         padding_side="left",
-        model_max_length=1024,
+        model_max_length=4096,
     )
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(str(out_dir))
@@ -68,7 +68,7 @@ def _config(tokenizer, hidden_size: int, layers: int, **extra):
         num_attention_heads=heads,
         num_key_value_heads=heads,
         head_dim=hidden_size // heads,
-        max_position_embeddings=1024,
+        max_position_embeddings=4096,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,

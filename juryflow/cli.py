@@ -1,0 +1,149 @@
+"""The ``juryflow`` console command."""
+
+from __future__ import annotations
+
+import os
+
+# Prefect reads these at import time: give the ephemeral API time to start on small
+# machines (14-20 s cold here) and keep analytics off. Users' own values win.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Annotated, Optional  # noqa: E402
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from juryflow import cli_evaluate, cli_labeler  # noqa: E402
+
+app = typer.Typer(help="Hybrid human/AI preference labeling for RLHF.", no_args_is_help=True, add_completion=False)
+human_app = typer.Typer(help="Human labels without Label Studio.", no_args_is_help=True)
+app.add_typer(human_app, name="human")
+app.add_typer(cli_labeler.app, name="labeler", help="Fit and inspect the AI labeler.")
+app.add_typer(cli_evaluate.app)  # the `juryflow evaluate` command
+console = Console()
+
+
+def _settings():
+    from labeling.settings import SettingsError, load_settings
+
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def run(
+    input_path: Annotated[Optional[Path], typer.Argument(help="JSONL, Parquet or datasets dir; omit to only process stored samples")] = None,
+    critique: Annotated[Optional[bool], typer.Option("--critique/--no-critique", help="judge writes per-principle critiques")] = None,
+) -> None:
+    """Run the label_batch flow once (ingest, label, route, judge, merge, export)."""
+    _settings()
+    from flows.label_batch import label_batch
+
+    summary = label_batch(str(input_path) if input_path else None, critique=critique)
+    console.print_json(json.dumps(summary, default=str))
+
+
+@app.command()
+def demo(
+    n: Annotated[int, typer.Option(help="samples to label in the run")] = 400,
+    fit_n: Annotated[int, typer.Option(help="labeled samples used to fit the AI labeler first")] = 300,
+    data_dir: Annotated[Path, typer.Option(help="where the demo keeps its store and exports")] = Path("juryflow-demo"),
+) -> None:
+    """End-to-end demo on generated data, fully offline, on the embedded defaults."""
+    from juryflow.demo import run_demo
+
+    run_demo(console, n=n, fit_n=fit_n, data_dir=data_dir)
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Argument(help="JSONL file to write")],
+    n: Annotated[int, typer.Option(help="rows")] = 1000,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Write a synthetic preference set with a learnable signal."""
+    from labeling.synthetic import generate as gen, write_jsonl
+
+    console.print(f"wrote {write_jsonl(gen(n, seed=seed), out)}")
+
+
+@app.command()
+def export() -> None:
+    """Write a versioned snapshot of the merged labels (datasets dir + Parquet)."""
+    cfg = _settings()
+    from labeling.export import export_snapshot
+    from tasks import resources
+
+    st = resources.store(cfg)
+    policy = resources.routing_policy(cfg, st)
+    snap = export_snapshot(st, cfg.data_dir / "snapshots", {"high": policy.high, "low": policy.low, "audit_rate": policy.audit_rate})
+    console.print(f"snapshot {snap.snapshot_id}: {snap.n_rows} rows at {snap.path}")
+
+
+@human_app.command("import")
+def human_import(path: Annotated[Path, typer.Argument(help="JSONL: sample_id, choice (A|B|tie), annotator?, reason?")]) -> None:
+    """Import human labels for samples awaiting review; re-importing never duplicates."""
+    cfg = _settings()
+    from labeling.human_import import read_human_labels
+    from labeling.merge import finalize_human_reviews
+    from labeling.schemas import QuarantineRecord, SampleState
+    from tasks import resources
+
+    st = resources.store(cfg)
+    labels, problems = read_human_labels(path)
+    states = st.sample_states([hl.sample_id for hl in labels])
+    reviewable = {SampleState.human_pending, SampleState.labeled}
+    accepted = [hl for hl in labels if states.get(hl.sample_id) in reviewable]
+    for hl in labels:
+        if states.get(hl.sample_id) not in reviewable:
+            state = states.get(hl.sample_id)
+            problems.append(
+                QuarantineRecord(
+                    sample_id=hl.sample_id, source=str(path), field="sample_id",
+                    reason=(f"unknown sample id; ingest it first" if state is None
+                            else f"sample is {state.value}, not awaiting human review"),
+                )
+            )
+    with st.atomic():
+        st.record_human_labels(accepted)
+        outcomes = finalize_human_reviews(st, sorted({hl.sample_id for hl in accepted}), cfg.labelstudio.max_annotators_on_tie)
+        st.add_quarantine(problems)
+    for p in problems:
+        console.print(f"[yellow]rejected[/yellow] {p.message}")
+    counts: dict[str, int] = {}
+    for outcome in outcomes.values():
+        counts[outcome] = counts.get(outcome, 0) + 1
+    console.print(f"imported {len(accepted)} labels for {len(outcomes)} samples: {counts}; rejected {len(problems)}")
+
+
+@app.command()
+def status() -> None:
+    """Where every sample is, what was quarantined, and what the AI side is doing."""
+    cfg = _settings()
+    from labeling.status import collect_status
+
+    report = collect_status(cfg)
+    table = Table(title=f"juryflow status ({cfg.data_dir})")
+    table.add_column("state")
+    table.add_column("samples", justify="right")
+    for state, count in report["states"].items():
+        table.add_row(state, str(count))
+    console.print(table)
+    for line in report["notes"]:
+        console.print(line)
+    if report["quarantine"]:
+        console.print(f"[yellow]quarantine: {report['quarantine_total']} rows[/yellow] (latest shown)")
+        for message in report["quarantine"]:
+            console.print(f"  - {message}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

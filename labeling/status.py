@@ -1,0 +1,44 @@
+"""What ``juryflow status`` reports, as plain data (the CLI only renders it)."""
+
+from __future__ import annotations
+
+from labeling.drift import latest_drift_alarm
+from labeling.guarantee import load_active_thresholds
+from labeling.settings import Settings
+from labeling.store import Store
+
+
+def collect_status(cfg: Settings, store: Store | None = None) -> dict:
+    store = store or Store.from_settings(cfg)
+    states = store.count_by_state()
+    quarantine = store.list_quarantine()
+    notes: list[str] = []
+    if cfg.labeler.model_path is None and store.get_record("labeler", "active") is None:
+        notes.append(
+            "[bold]cold start[/bold]: no trained AI labeler yet, so every sample goes to human review. "
+            "Those labels train the first labeler: `juryflow labeler fit`."
+        )
+    pending = states.get("human_pending", 0)
+    if pending:
+        notes.append(f"{pending} samples await human review (Label Studio or `juryflow human import`).")
+    active = load_active_thresholds(store)
+    if active is None:
+        notes.append(
+            f"routing: hand-set thresholds (high={cfg.routing.high}, low={cfg.routing.low}); no guaranteed calibration "
+            "yet (run the recalibrate flow once audits have human labels)"
+        )
+    else:
+        notes.append(f"routing guarantee (alpha={active.alpha}, delta={active.delta}): {active.status}")
+    alarm = latest_drift_alarm(store)
+    if alarm is not None and alarm.get("fired"):
+        notes.append(f"[bold red]drift[/bold red]: {alarm.get('message', alarm)}")
+    snap = store.last_snapshot()
+    if snap:
+        notes.append(f"last snapshot {snap['snapshot_id']}: {snap['n_rows']} rows at {snap['path']}")
+    notes.append(f"labels merged since that snapshot: {store.labels_since_last_snapshot()}")
+    return {
+        "states": dict(sorted(states.items())),
+        "notes": notes,
+        "quarantine_total": len(quarantine),
+        "quarantine": [q.message for q in quarantine[-10:]],
+    }

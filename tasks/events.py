@@ -1,0 +1,62 @@
+"""Prefect events that chain the DAG: labels ready -> train a reward model -> fine-tune a policy.
+
+Deployment triggers in prefect.yaml match on the event name and resource labels only (they
+cannot filter on payload values), so these tasks emit only when the downstream work is due.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prefect import get_run_logger, task
+from prefect.events import emit_event
+
+from labeling.export import Snapshot
+from tasks import resources
+
+LABELS_READY = "juryflow.labels.ready"
+REWARD_MODEL_PROMOTED = "juryflow.reward_model.promoted"
+LAST_TRIGGER = ("training", "last_trigger")  # store record: the snapshot that last triggered training
+
+
+def new_labels_since_last_trigger(snapshot: Snapshot, last_trigger: dict | None) -> int:
+    """Rows gained since the snapshot that last triggered training (all rows if none did)."""
+    if last_trigger is None:
+        return snapshot.n_rows
+    return max(0, snapshot.n_rows - int(last_trigger["n_rows"]))
+
+
+@task(name="emit-labels-ready", retries=2, retry_delay_seconds=[2, 10])
+def emit_labels_ready(snapshot: Snapshot, new_label_count: int | None = None) -> dict:
+    """Emit ``juryflow.labels.ready`` when enough new labels arrived; the train-reward-model deployment listens."""
+    cfg = resources.settings()
+    store = resources.store(cfg)
+    last = store.get_record(*LAST_TRIGGER)
+    new = new_labels_since_last_trigger(snapshot, last) if new_label_count is None else new_label_count
+    due = new >= cfg.training.trigger_min_new_labels
+    outcome = {"snapshot_id": snapshot.snapshot_id, "new_labels": new, "threshold": cfg.training.trigger_min_new_labels,
+               "emitted": due}
+    if not due:
+        get_run_logger().info("not triggering training: %d new labels < %d", new, cfg.training.trigger_min_new_labels)
+        return outcome
+    emit_event(
+        event=LABELS_READY,
+        resource={"prefect.resource.id": f"juryflow.snapshot.{snapshot.snapshot_id}", "juryflow.campaign": cfg.campaign},
+        payload={"snapshot_id": snapshot.snapshot_id, "n_rows": snapshot.n_rows, "new_labels": new,
+                 "counts_by_source": snapshot.counts_by_source},
+    )
+    store.put_record(*LAST_TRIGGER, {"snapshot_id": snapshot.snapshot_id, "n_rows": snapshot.n_rows,
+                                     "emitted_at": datetime.now(UTC).isoformat()})
+    get_run_logger().info("emitted %s for snapshot %s (%d new labels)", LABELS_READY, snapshot.snapshot_id, new)
+    return outcome
+
+
+@task(name="emit-reward-model-promoted", retries=2, retry_delay_seconds=[2, 10])
+def emit_reward_model_promoted(version: str, snapshot_id: str | None, accuracy: float) -> None:
+    """Emit ``juryflow.reward_model.promoted``; the finetune-policy deployment listens."""
+    cfg = resources.settings()
+    emit_event(
+        event=REWARD_MODEL_PROMOTED,
+        resource={"prefect.resource.id": f"juryflow.reward_model.{version}", "juryflow.campaign": cfg.campaign},
+        payload={"version": version, "snapshot_id": snapshot_id, "heldout_accuracy": accuracy},
+    )

@@ -1,0 +1,104 @@
+"""Per-process handles on the store and models, shared by the tasks that run in a worker.
+
+Tasks load settings themselves instead of taking them as parameters: Prefect records task
+parameters in its database and cache keys, and the settings hold secrets (SecretStr).
+Heavy objects (database engines, models) are cached per process, keyed by what identifies
+them, so a worker -- thread, Dask or Ray process -- loads each model once, not per chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import lru_cache
+
+from labeling.constitution import Constitution, load_constitution
+from labeling.routing import RoutingPolicy
+from labeling.settings import Settings, load_settings
+from labeling.store import Store
+from models.base import AILabeler, Judge
+
+log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_labelers: dict[tuple, AILabeler | None] = {}
+_judges: dict[tuple, Judge] = {}
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+@lru_cache(maxsize=8)
+def _store(url: str) -> Store:
+    return Store(url)
+
+
+def store(cfg: Settings | None = None) -> Store:
+    cfg = cfg or settings()
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    return _store(cfg.resolved_store_url)
+
+
+def constitution(cfg: Settings) -> Constitution:
+    return load_constitution(cfg.judge.constitution_path)
+
+
+def labeler(cfg: Settings) -> AILabeler | None:
+    """The active AI labeler, or None on a cold start (nothing trained yet)."""
+    from models.factory import build_labeler
+
+    key = (cfg.labeler.backend, cfg.labeler.model_path, cfg.resolved_store_url)
+    with _lock:
+        if key not in _labelers:
+            built = build_labeler(cfg)
+            if built is not None:
+                built.load()
+            _labelers[key] = built
+        return _labelers[key]
+
+
+def judge(cfg: Settings, critique: bool | None = None) -> Judge:
+    from models.factory import build_judge
+
+    if critique is not None and critique != cfg.judge.critique:
+        cfg = cfg.model_copy(update={"judge": cfg.judge.model_copy(update={"critique": critique})})
+    key = (cfg.judge.backend, cfg.judge.model_path, cfg.judge.base_url, cfg.judge.critique, cfg.judge.template_path)
+    with _lock:
+        if key not in _judges:
+            built = build_judge(cfg)
+            built.load()
+            _judges[key] = built
+        return _judges[key]
+
+
+def routing_policy(cfg: Settings, st: Store, labeler_version: str | None = None) -> RoutingPolicy:
+    """Guaranteed thresholds when a calibration of this labeler is active, else the configured ones."""
+    from labeling.guarantee import load_active_thresholds
+
+    active = load_active_thresholds(st)
+    if active is not None and labeler_version and active.labeler_version not in (None, labeler_version):
+        # A calibration says nothing about another labeler's confidences (e.g. after a promotion).
+        log.warning(
+            "active thresholds were calibrated for labeler %s, not %s: using the configured thresholds "
+            "until the recalibrate flow has run", active.labeler_version, labeler_version,
+        )
+        active = None
+    if active is None:
+        return RoutingPolicy(high=cfg.routing.high, low=cfg.routing.low, audit_rate=cfg.routing.audit_rate)
+    high = active.labeler_threshold
+    return RoutingPolicy(
+        high=high,
+        low=min(cfg.routing.low, high) if high is not None else cfg.routing.low,
+        audit_rate=cfg.routing.audit_rate,
+        judge_threshold=active.judge_threshold,
+    )
+
+
+def release_models() -> None:
+    """Free cached models (tests, and flows that want the memory back)."""
+    with _lock:
+        for model in [*_labelers.values(), *_judges.values()]:
+            if model is not None:
+                model.unload()
+        _labelers.clear()
+        _judges.clear()
