@@ -1,0 +1,68 @@
+"""`juryflow labelstudio up|down|status`: a local Label Studio server for human review."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from labeling.labelstudio.server import LabelStudioServer, LabelStudioServerError, record_in_settings_file
+from labeling.settings import config_path, load_settings
+
+app = typer.Typer(help="Run the local Label Studio server that humans label in.", no_args_is_help=True)
+console = Console()
+
+
+def _server(host: str = "127.0.0.1") -> LabelStudioServer:
+    cfg = load_settings()
+    return LabelStudioServer(cfg.data_dir, port=cfg.labelstudio.port, host=host)
+
+
+@app.command()
+def up(
+    host: str = typer.Option(
+        "127.0.0.1", help="Address to bind. Keep 127.0.0.1 unless you mean to expose it: for other machines, "
+        "prefer a TLS reverse proxy in front of 127.0.0.1 over --host 0.0.0.0."),
+) -> None:
+    """Install (first time, ~10 s with uv), start, and record the URL and API token in juryflow.yaml."""
+    server = _server(host)
+    with console.status("starting Label Studio (first start runs ~1 min of database migrations)..."):
+        try:
+            server.start()
+        except LabelStudioServerError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
+    record_in_settings_file(config_path(), server.url, server.token)
+    creds = server.credentials()
+    console.print(f"Label Studio is up at [bold]{server.url}[/bold]")
+    console.print(f"  log in as {creds['username']} / password {creds['password']}")
+    console.print(f"  URL and API token written to {config_path()} (mode 0600)")
+    if host == "127.0.0.1":
+        console.print("  bound to 127.0.0.1 only; to let others label, put a TLS reverse proxy in front of it")
+
+
+@app.command()
+def down() -> None:
+    """Stop the local server (its data stays)."""
+    stopped = _server().stop()
+    console.print("Label Studio stopped" if stopped else "Label Studio was not running")
+
+
+@app.command()
+def status() -> None:
+    """Say whether the local server runs and answers /health."""
+    info = _server().status()
+    state = "healthy" if info["healthy"] else ("running, not answering" if info["running"] else "not running")
+    console.print(f"Label Studio: {state} ({info['url']}, data {info['data_dir']})")
+    if not info["healthy"]:
+        raise typer.Exit(1)
+
+
+@app.command("add-annotator")
+def add_annotator(email: str = typer.Argument(..., help="the annotator's e-mail, used as login")) -> None:
+    """Create a login for an annotator on the local server and print its password once."""
+    server = _server()
+    if not server.healthy():
+        console.print("[red]Label Studio is not running: run `juryflow labelstudio up` first[/red]")
+        raise typer.Exit(1)
+    password = server.add_annotator(email)
+    console.print(f"annotator {email} can log in at {server.url} with password {password}")

@@ -1,0 +1,1 @@
+"""Human review in Label Studio: local server, labeling config, push, harvest, agreement."""

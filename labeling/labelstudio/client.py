@@ -1,0 +1,188 @@
+"""Small helpers over the Label Studio SDK 2.x: connect, find-or-create the campaign project, list tasks.
+
+Errors raised from here name the server URL and never the API token. (The SDK's own ``ApiError``
+text includes the response headers, which carry a session cookie, so we never re-raise its text.)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from importlib import resources
+from typing import Any
+
+import httpx
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+
+from labeling.settings import Settings
+
+# Names in config.xml; the harvester validates every annotation result against them.
+PREFERENCE = "preference"
+REASON = "reason"
+TO_NAME = "prompt"
+CHOICES = ("A", "B", "tie")
+# Data Manager filters read datetimes in this form.
+LS_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class LabelStudioUnavailable(RuntimeError):
+    """The Label Studio server failed or could not be reached (retryable)."""
+
+
+class LabelStudioRequestError(RuntimeError):
+    """Label Studio refused a request (4xx): retrying will not help."""
+
+
+def label_config() -> str:
+    return resources.files("labeling.labelstudio").joinpath("config.xml").read_text()
+
+
+def project_title(settings: Settings) -> str:
+    # Label Studio wants 3+ characters; the campaign name keeps campaigns apart on one server.
+    return f"{settings.labelstudio.project_title} / {settings.campaign}"
+
+
+class LabelStudioClient:
+    """A connection to one Label Studio server, with errors that name the URL (never the token)."""
+
+    def __init__(self, url: str, token: str, timeout_s: float = 60.0):
+        self.url = url.rstrip("/")
+        # max_retries=0: the SDK's own hidden retries would stack under the Prefect task retries.
+        self.sdk = LabelStudio(base_url=self.url, api_key=token, timeout=timeout_s, max_retries=0)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LabelStudioClient:
+        ls = settings.labelstudio
+        if not ls.url or ls.api_key is None:
+            raise LabelStudioRequestError(
+                "labelstudio.url or labelstudio.api_key is unset: run `juryflow labelstudio up` "
+                "(it writes both into juryflow.yaml), or set JURYFLOW__LABELSTUDIO__URL and JURYFLOW__LABELSTUDIO__API_KEY"
+            )
+        return cls(ls.url, ls.api_key.get_secret_value())
+
+    def call(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
+        """Run one SDK call, turning its failures into our two error kinds."""
+        try:
+            return fn(*args, **kwargs)
+        except ApiError as exc:
+            detail = exc.body if isinstance(exc.body, (dict, str)) else None
+            if isinstance(detail, dict):
+                detail = detail.get("validation_errors") or detail.get("detail") or detail
+            message = f"Label Studio at {self.url}: {what} failed with HTTP {exc.status_code}: {detail}"
+            if exc.status_code is None or exc.status_code >= 500 or exc.status_code == 429:
+                raise LabelStudioUnavailable(message) from None
+            if exc.status_code in (401, 403):
+                message += " (check labelstudio.api_key: the token was refused)"
+            raise LabelStudioRequestError(message) from None
+        except httpx.HTTPError as exc:
+            raise LabelStudioUnavailable(
+                f"Label Studio at {self.url}: {what} failed: {type(exc).__name__}: {exc}. "
+                "Is the server running? (`juryflow labelstudio status`)"
+            ) from None
+
+    def list_json(self, what: str, path: str, params: dict[str, Any], key: str, page_size: int = 1000) -> Iterator[dict]:
+        """Page through a list endpoint as plain JSON.
+
+        The SDK turns each task into a pydantic model, which costs seconds per thousand tasks; the
+        harvest only needs a few fields, so it reads JSON with the SDK's own auth headers.
+        """
+        page = 1
+        while True:
+            try:
+                response = self._http.get(path, params={**params, "page": page, "page_size": page_size},
+                                          headers=self.sdk._client_wrapper.get_headers())
+            except httpx.HTTPError as exc:
+                raise LabelStudioUnavailable(
+                    f"Label Studio at {self.url}: {what} failed: {type(exc).__name__}: {exc}. "
+                    "Is the server running? (`juryflow labelstudio status`)"
+                ) from None
+            if response.status_code == 404 and page > 1:
+                return  # past the last page
+            self._check(what, response)
+            items = response.json()[key]
+            yield from items
+            if len(items) < page_size:
+                return
+            page += 1
+
+    def post_json(self, what: str, path: str, body: Any, params: dict[str, Any] | None = None) -> Any:
+        """POST plain JSON (the SDK's encoder walks every value of a bulk import in Python: ~0.25 s per 1,000 tasks)."""
+        try:
+            response = self._http.post(path, params=params, json=body, headers=self.sdk._client_wrapper.get_headers())
+        except httpx.HTTPError as exc:
+            raise LabelStudioUnavailable(
+                f"Label Studio at {self.url}: {what} failed: {type(exc).__name__}: {exc}. "
+                "Is the server running? (`juryflow labelstudio status`)"
+            ) from None
+        self._check(what, response)
+        return response.json()
+
+    def _check(self, what: str, response: httpx.Response) -> None:
+        if response.status_code >= 500 or response.status_code == 429:
+            raise LabelStudioUnavailable(f"Label Studio at {self.url}: {what} failed with HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise LabelStudioRequestError(
+                f"Label Studio at {self.url}: {what} failed with HTTP {response.status_code}: {response.text[:300]}"
+            )
+
+    def ensure_project(self, title: str, annotators_per_task: int) -> int:
+        """The id of the project with this title, created with our labeling config when missing."""
+        for project in self.call("listing projects", lambda: list(self.sdk.projects.list(title=title))):
+            if project.title == title:
+                return int(project.id)
+        project = self.call(
+            f"creating project {title!r}",
+            self.sdk.projects.create,
+            title=title,
+            description="juryflow pairwise preference review",
+            label_config=label_config(),
+            maximum_annotations=annotators_per_task,
+            overlap_cohort_percentage=100,
+            show_skip_button=True,
+        )
+        return int(project.id)
+
+    def tasks(self, project_id: int, filters: list[dict], fields: str = "all", page_size: int = 1000,
+              include: str | None = None) -> Iterator[Any]:
+        """Tasks of a project matching Data Manager filters (ANDed), page by page."""
+        query = json.dumps({"filters": {"conjunction": "and", "items": filters}})
+        pages = self.call(
+            "listing tasks",
+            self.sdk.tasks.list,
+            project=project_id,
+            query=query,
+            fields=fields,
+            include=include,
+            page_size=page_size,
+        )
+        iterator = iter(pages)
+        while True:
+            item = self.call("listing tasks", next, iterator, None)
+            if item is None:
+                return
+            yield item
+
+    def task_ids_by_sample(self, project_id: int, sample_ids: Sequence[str], chunk: int = 500) -> dict[str, int]:
+        """Tasks already in the project for these samples (Label Studio does not deduplicate imports)."""
+        found: dict[str, int] = {}
+        for start in range(0, len(sample_ids), chunk):
+            ids = list(sample_ids[start : start + chunk])
+            flt = {"filter": "filter:tasks:data.sample_id", "operator": "in_list", "type": "String", "value": ids}
+            params = {"project": project_id, "fields": "task_only", "include": "id,data",
+                      "query": json.dumps({"filters": {"conjunction": "and", "items": [flt]}})}
+            for task in self.list_json(f"looking up sample_ids in project {project_id}", "/api/tasks", params, "tasks"):
+                # The lowest id wins if a duplicate ever slipped in, so the answer is stable.
+                sid, tid = task["data"].get("sample_id"), int(task["id"])
+                if sid is not None and (sid not in found or tid < found[sid]):
+                    found[sid] = tid
+        return found
+
+
+def choice_result(choice: str) -> dict[str, Any]:
+    return {"from_name": PREFERENCE, "to_name": TO_NAME, "type": "choices", "value": {"choices": [choice]}}
+
+
+def reason_result(text: str) -> dict[str, Any]:
+    return {"from_name": REASON, "to_name": TO_NAME, "type": "textarea", "value": {"text": [text]}}

@@ -1,0 +1,186 @@
+"""Read annotations back from Label Studio, validate them, and resolve them into final labels.
+
+The server does not check results against the labeling config, so we do: a result that is not exactly
+one of our choices is quarantined with the reason and never guessed.
+
+Ties (humans split evenly, or the majority says "tie") go back to Label Studio for one more annotator
+(the task's ``overlap`` is raised) until ``labelstudio.max_annotators_on_tie`` annotators have looked.
+Then the sample is kept as a tie: its human labels stay in the store, a ``human_tie`` record says so,
+it gets no final label and stays human_pending, so it is never exported as a preference.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from labeling.labelstudio.client import CHOICES, LS_TIME_FORMAT, PREFERENCE, REASON, TO_NAME, LabelStudioClient
+from labeling.schemas import AILabel, FinalLabel, HumanLabel, JudgeVerdict, LabelSource, QuarantineRecord
+
+# Re-read a few seconds before the watermark: a task saved while we listed may carry a slightly older
+# updated_at. Label writes are idempotent, so reading a task twice is harmless.
+WATERMARK_OVERLAP = timedelta(seconds=5)
+TIE_RECORD = "human_tie"
+OVERLAP_RECORD = "labelstudio_overlap"
+
+
+def watermark_name(project_id: int) -> str:
+    return f"labelstudio:project:{project_id}:updated_at"
+
+
+def annotation_key(project_id: int, annotation_id: int) -> str:
+    return f"ls:{project_id}:{annotation_id}"
+
+
+@dataclass
+class HarvestBatch:
+    labels: list[HumanLabel] = field(default_factory=list)
+    quarantine: list[QuarantineRecord] = field(default_factory=list)
+    sample_ids: set[str] = field(default_factory=set)
+    newest: str | None = None  # largest task updated_at seen, the next watermark
+    n_tasks: int = 0
+
+
+def parse_annotation(project_id: int, sample_id: str, annotation: Mapping[str, Any]) -> HumanLabel | QuarantineRecord:
+    """One Label Studio annotation as a HumanLabel, or a QuarantineRecord saying what is wrong with it."""
+    ann_id = annotation.get("id")
+    source = f"labelstudio:project {project_id}:annotation {ann_id}"
+
+    def bad(where: str, why: str) -> QuarantineRecord:
+        return QuarantineRecord(sample_id=sample_id, source=source, field=where, reason=why)
+
+    annotator = f"ls-user:{annotation.get('completed_by')}"
+    results = annotation.get("result") or []
+    if not isinstance(results, list):
+        return bad("result", f"expected a list of results, got {type(results).__name__}")
+    choice: str | None = None
+    reason: str | None = None
+    for i, item in enumerate(results):
+        where = f"result[{i}]"
+        if not isinstance(item, dict):
+            return bad(where, f"expected an object, got {type(item).__name__}")
+        name, to_name, kind = item.get("from_name"), item.get("to_name"), item.get("type")
+        value = item.get("value") if isinstance(item.get("value"), dict) else {}
+        if to_name != TO_NAME:
+            return bad(f"{where}.to_name", f"{to_name!r} is not {TO_NAME!r}")
+        if name == PREFERENCE and kind == "choices":
+            picked = value.get("choices")
+            if not isinstance(picked, list) or len(picked) != 1 or picked[0] not in CHOICES:
+                return bad(f"{where}.value.choices", f"{picked!r} is not exactly one of {list(CHOICES)}")
+            if choice is not None:
+                return bad(where, "more than one preference result")
+            choice = picked[0]
+        elif name == REASON and kind == "textarea":
+            texts = value.get("text")
+            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+                return bad(f"{where}.value.text", f"{texts!r} is not a list of strings")
+            reason = "\n".join(texts) or None
+        else:
+            return bad(f"{where}.from_name", f"({name!r}, {kind!r}) is not in the labeling config")
+    cancelled = bool(annotation.get("was_cancelled"))
+    if choice is None and not cancelled:
+        return bad("result", f"no {PREFERENCE!r} choice (one of {list(CHOICES)}) in a submitted annotation")
+    # HumanLabel.choice is required; a skipped annotation carries "tie" as a placeholder and is never counted.
+    return HumanLabel(sample_id=sample_id, annotation_id=annotation_key(project_id, int(ann_id)),
+                      annotator=annotator, choice=choice or "tie", reason=reason, cancelled=cancelled)
+
+
+def parse_tasks(project_id: int, tasks: Iterable[Mapping[str, Any]], sample_by_task: Mapping[int, str]) -> HarvestBatch:
+    """Validate the annotations of listed tasks; tasks juryflow did not push are quarantined."""
+    batch = HarvestBatch()
+    for task in tasks:
+        batch.n_tasks += 1
+        updated = _as_ls_time(task["updated_at"])
+        batch.newest = max(batch.newest or updated, updated)
+        sample_id = sample_by_task.get(int(task["id"]))
+        if sample_id is None:
+            batch.quarantine.append(QuarantineRecord(
+                sample_id=f"labelstudio-task:{task['id']}", source=f"labelstudio:project {project_id}",
+                field="task.id", reason=f"task {task['id']} was not pushed by juryflow; it is ignored",
+            ))
+            continue
+        annotations = task.get("annotations") or []
+        for annotation in annotations:
+            parsed = parse_annotation(project_id, sample_id, annotation)
+            (batch.labels if isinstance(parsed, HumanLabel) else batch.quarantine).append(parsed)
+        if annotations:
+            batch.sample_ids.add(sample_id)
+    return batch
+
+
+def fetch_updated_tasks(client: LabelStudioClient, project_id: int, watermark: str | None) -> list[dict[str, Any]]:
+    """Tasks updated since the watermark (an annotation create/update bumps its task's updated_at).
+
+    Only the fields the harvest reads are requested: full tasks (data, predictions) cost ~6x more.
+    """
+    since = datetime(1970, 1, 1, tzinfo=UTC)
+    if watermark:
+        since = datetime.strptime(watermark, LS_TIME_FORMAT).replace(tzinfo=UTC) - WATERMARK_OVERLAP
+    flt = {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime",
+           "value": since.strftime(LS_TIME_FORMAT)}
+    params = {"project": project_id, "fields": "all",
+              # `include` also selects the nested annotation fields.
+              "include": "id,updated_at,annotations,result,completed_by,was_cancelled",
+              "query": json.dumps({"filters": {"conjunction": "and", "items": [flt]}})}
+    return list(client.list_json(f"listing tasks of project {project_id}", "/api/tasks", params, key="tasks"))
+
+
+@dataclass
+class Resolution:
+    final: list[FinalLabel] = field(default_factory=list)
+    reopen: dict[str, int] = field(default_factory=dict)  # sample_id -> annotators now wanted
+    ties: dict[str, dict[str, Any]] = field(default_factory=dict)  # sample_id -> tie record payload
+    waiting: list[str] = field(default_factory=list)
+
+
+def majority(choices: Sequence[str]) -> str | None:
+    """The choice with strictly more votes than any other; None when the top is shared."""
+    ranked = Counter(choices).most_common()
+    if not ranked or (len(ranked) > 1 and ranked[0][1] == ranked[1][1]):
+        return None
+    return ranked[0][0]
+
+
+def resolve(
+    labels: Mapping[str, Sequence[HumanLabel]],
+    wanted: Mapping[str, int],
+    max_on_tie: int,
+    ai_labels: Mapping[str, AILabel],
+    verdicts: Mapping[str, JudgeVerdict],
+) -> Resolution:
+    """Majority vote per sample once it has ``wanted[sample_id]`` counted (non-skipped) annotations."""
+    out = Resolution()
+    for sample_id, sample_labels in labels.items():
+        counted = [lab for lab in sample_labels if not lab.cancelled]
+        n = len(counted)
+        if n < wanted[sample_id]:
+            out.waiting.append(sample_id)
+            continue
+        winner = majority([lab.choice for lab in counted])
+        if winner in ("A", "B"):
+            verdict, ai = verdicts.get(sample_id), ai_labels.get(sample_id)
+            overrides = verdict is not None and verdict.preferred is not None and verdict.preferred != winner
+            out.final.append(FinalLabel(
+                sample_id=sample_id, preferred=winner,
+                source=LabelSource.human_over_judge if overrides else LabelSource.human,
+                labeler_version=ai.labeler_version if ai else None,
+                judge_version=verdict.version if verdict else None,
+                confidence=sum(lab.choice == winner for lab in counted) / n, n_annotators=n,
+            ))
+        elif n < max_on_tie:
+            out.reopen[sample_id] = n + 1
+        else:
+            out.ties[sample_id] = {"status": "tie", "n_annotators": n,
+                                   "votes": dict(Counter(lab.choice for lab in counted)),
+                                   "annotation_ids": sorted(lab.annotation_id for lab in counted)}
+    return out
+
+
+def _as_ls_time(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime(LS_TIME_FORMAT)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC).strftime(LS_TIME_FORMAT)

@@ -1,0 +1,95 @@
+"""Turn human_pending samples into Label Studio tasks, idempotently.
+
+Label Studio does not deduplicate imports. Before each import we ask the project which of the batch's
+sample_ids it already holds and only record those, so a crash between the import and the store write
+never duplicates a task on the rerun.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from labeling.labelstudio.client import LabelStudioClient, choice_result, reason_result
+from labeling.schemas import AILabel, JudgeVerdict, Route, Sample
+from labeling.store import HumanTask, Store
+
+
+@dataclass(frozen=True)
+class PushResult:
+    created: list[str]  # sample_ids imported now
+    found: list[str]  # sample_ids whose task was already in the project (an earlier, unrecorded import)
+
+
+def build_task(
+    sample: Sample,
+    ai_label: AILabel | None,
+    verdict: JudgeVerdict | None,
+    routes: Mapping[str, Route],
+) -> dict[str, Any]:
+    """One Label Studio task: the pair to compare, the machines' opinions as predictions, routing as meta."""
+    predictions = []
+    if ai_label is not None:
+        predictions.append({
+            "model_version": f"labeler:{ai_label.labeler_name}:{ai_label.labeler_version}",
+            "score": ai_label.confidence,
+            "result": [choice_result(ai_label.preferred)],
+        })
+    if verdict is not None and verdict.preferred is not None:
+        result = [choice_result(verdict.preferred)]
+        if verdict.critique:
+            result.append(reason_result(verdict.critique))
+        predictions.append({
+            "model_version": f"judge:{verdict.model}:{verdict.version}",
+            "score": verdict.confidence,
+            "result": result,
+        })
+    reasons = sorted({reason.value for route in routes.values() for reason in route.reasons})
+    return {
+        "data": {
+            "sample_id": sample.sample_id,
+            "prompt": sample.prompt_text,
+            "response_a": sample.response_a,
+            "response_b": sample.response_b,
+            # Every $variable of config.xml must exist in each task, so "no critique" is an empty string.
+            "critique": verdict.critique if verdict is not None and verdict.critique else "",
+        },
+        "predictions": predictions,
+        "meta": {"route_reasons": reasons, "juryflow_sample_id": sample.sample_id},
+    }
+
+
+def push_samples(store: Store, client: LabelStudioClient, project_id: int, sample_ids: Sequence[str]) -> PushResult:
+    """Create tasks for these samples (one bulk import) and record each task id in the store."""
+    if not sample_ids:
+        return PushResult(created=[], found=[])
+    # Ask Label Studio which samples it already holds while the store reads run (network vs disk).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        lookup = pool.submit(client.task_ids_by_sample, project_id, sample_ids)
+        samples = store.get_samples(sample_ids)
+        ai_labels = store.get_ai_labels(sample_ids)
+        verdicts = store.get_verdicts(sample_ids)
+        routes = store.get_routes(sample_ids)
+        already = lookup.result()
+    if already:
+        store.record_human_tasks([HumanTask(sample_id=s, project_id=project_id, task_id=t) for s, t in already.items()])
+    samples = [s for s in samples if s.sample_id not in already]
+    if not samples:
+        return PushResult(created=[], found=sorted(already))
+    payload = [build_task(s, ai_labels.get(s.sample_id), verdicts.get(s.sample_id), routes.get(s.sample_id, {}))
+               for s in samples]
+    # Same endpoint as the SDK's projects.import_tasks, minus its per-value Python encoder.
+    response = client.post_json(f"importing {len(payload)} tasks into project {project_id}",
+                                f"/api/projects/{project_id}/import", payload, params={"return_task_ids": "true"})
+    task_ids = list(response.get("task_ids") or [])
+    if len(task_ids) != len(payload):
+        raise RuntimeError(
+            f"Label Studio at {client.url} returned {len(task_ids)} task ids for {len(payload)} imported tasks "
+            f"in project {project_id}; rerun the push: it records the tasks that exist and imports only the rest"
+        )
+    # Label Studio creates the tasks in request order and returns their ids in that order.
+    store.record_human_tasks([HumanTask(sample_id=s.sample_id, project_id=project_id, task_id=int(t))
+                              for s, t in zip(samples, task_ids, strict=True)])
+    return PushResult(created=[s.sample_id for s in samples], found=sorted(already))
