@@ -25,7 +25,7 @@ def judge_final_label(label: AILabel, verdict: JudgeVerdict) -> FinalLabel:
     )
 
 
-Outcome = Literal["decided", "tie", "needs_more", "no_votes"]
+Outcome = Literal["decided", "tie", "needs_more", "waiting", "no_votes"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class HumanResolution:
     outcome: Outcome
     final: FinalLabel | None
     n_annotators: int
+    votes: dict[str, int]
 
 
 def resolve_human_labels(
@@ -43,11 +44,13 @@ def resolve_human_labels(
     ai_label: AILabel | None,
     verdict: JudgeVerdict | None,
     max_annotators: int,
+    wanted: int = 1,
 ) -> HumanResolution:
-    """Majority vote over non-cancelled annotations.
+    """Majority vote over non-cancelled annotations, once ``wanted`` annotators have answered.
 
     A split vote (or a majority for "tie") asks for another annotator until ``max_annotators``
     have answered; after that the tie is final and kept as such (exports leave it out).
+    Skipped/cancelled annotations never vote.
     """
     # One vote per annotator: their latest annotation counts.
     latest: dict[str, HumanLabel] = {}
@@ -58,13 +61,15 @@ def resolve_human_labels(
     votes = Counter(hl.choice for hl in latest.values())
     n = len(latest)
     if n == 0:
-        return HumanResolution(sample_id, "no_votes", None, 0)
+        return HumanResolution(sample_id, "no_votes", None, 0, {})
+    if n < wanted:
+        return HumanResolution(sample_id, "waiting", None, n, dict(votes))
     ranked = votes.most_common()
     top_choice, top_count = ranked[0]
     split = len(ranked) > 1 and ranked[1][1] == top_count
     if split or top_choice == "tie":
         if n < max_annotators:
-            return HumanResolution(sample_id, "needs_more", None, n)
+            return HumanResolution(sample_id, "needs_more", None, n, dict(votes))
         preferred = "tie"
     else:
         preferred = top_choice
@@ -78,7 +83,7 @@ def resolve_human_labels(
         confidence=top_count / n,  # annotator agreement, not a model probability
         n_annotators=n,
     )
-    return HumanResolution(sample_id, "tie" if preferred == "tie" else "decided", final, n)
+    return HumanResolution(sample_id, "tie" if preferred == "tie" else "decided", final, n, dict(votes))
 
 
 def finalize_human_reviews(store, sample_ids: Sequence[str], max_annotators: int) -> dict[str, Outcome]:

@@ -19,18 +19,10 @@ from prefect.events import emit_event
 from labeling.calibration import confidence_of, expected_calibration_error, fit_calibrator, plot_reliability
 from labeling.drift import DRIFT_RECORD_KIND, check_drift, record_drift_alarm
 from labeling.guarantee import ACTIVE_KEY, THRESHOLDS_RECORD_KIND, guaranteed_threshold
-from labeling.schemas import RouteReason, SampleState, content_hash
+from labeling.schemas import LabelSource, RouteReason, SampleState, content_hash
 from tasks import resources
 
 DRIFT_EVENT = "juryflow.routing.drift"
-
-
-def human_majority(labels: list[Any]) -> str | None:
-    """The humans' choice, or None for a tie or no usable annotation (such samples are left out)."""
-    votes = Counter(lab.choice for lab in labels if not lab.cancelled and lab.choice in ("A", "B"))
-    if not votes or votes["A"] == votes["B"]:
-        return None
-    return votes.most_common(1)[0][0]
 
 
 @task(name="load-audit-set", retries=2, retry_delay_seconds=[2, 10])
@@ -44,15 +36,17 @@ def load_audit_set() -> dict[str, list]:
     ids = sorted({sid for state in states for sid in st.ids_in_state(state)})
     routes = st.get_routes(ids)
     audit_ids = [sid for sid in ids if any(RouteReason.audit in r.reasons for r in routes.get(sid, {}).values())]
-    humans = st.get_human_labels(audit_ids)
+    # The humans' resolved answer (labeling.merge): majority, ties and skips handled in one place.
+    finals = st.get_final_labels(audit_ids)
     ai = st.get_ai_labels(audit_ids)
     verdicts = st.get_verdicts(audit_ids)
     out: dict[str, list] = {
         k: [] for k in ("sample_id", "p_a", "labeler_version", "human_prefers_a", "judge_p_a", "judge_consistent")
     }
     for sid in audit_ids:
-        choice = human_majority(humans.get(sid, []))
-        if choice is None or sid not in ai:
+        final = finals.get(sid)
+        choice = final.preferred if final is not None and final.source != LabelSource.judge else None
+        if choice not in ("A", "B") or sid not in ai:
             continue  # no human decision yet, or a cold-start sample with no AI label to calibrate
         v = verdicts.get(sid)
         out["sample_id"].append(sid)

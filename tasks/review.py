@@ -9,6 +9,7 @@ must not land in Prefect's parameter records).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -17,14 +18,8 @@ from prefect.artifacts import create_table_artifact
 
 from labeling.labelstudio.agreement import agreement_report, agreement_table
 from labeling.labelstudio.client import LabelStudioClient, LabelStudioUnavailable, project_title
-from labeling.labelstudio.harvest import (
-    OVERLAP_RECORD,
-    TIE_RECORD,
-    fetch_updated_tasks,
-    parse_tasks,
-    resolve,
-    watermark_name,
-)
+from labeling.labelstudio.harvest import OVERLAP_RECORD, fetch_updated_tasks, parse_tasks, watermark_name
+from labeling.merge import resolve_human_labels
 from labeling.labelstudio.push import push_samples
 from tasks import resources
 
@@ -95,30 +90,33 @@ def harvest(project_id: int) -> dict[str, int]:
         st.add_quarantine(batch.quarantine)
     ids = sorted(batch.sample_ids)
     raised = dict(st.list_records(OVERLAP_RECORD))
-    ties = dict(st.list_records(TIE_RECORD))
-    wanted = {s: max(cfg.labelstudio.annotators_per_task, raised.get(s, {}).get("overlap", 0)) for s in ids}
-    outcome = resolve(st.get_human_labels(ids), wanted, cfg.labelstudio.max_annotators_on_tie,
-                      st.get_ai_labels(ids), st.get_verdicts(ids))
-    # Ask Label Studio for one more annotator on each tie before recording that we asked.
-    for sample_id, overlap in outcome.reopen.items():
+    humans, ai_labels, verdicts = st.get_human_labels(ids), st.get_ai_labels(ids), st.get_verdicts(ids)
+    outcomes = [
+        resolve_human_labels(
+            sid, humans.get(sid, []), ai_label=ai_labels.get(sid), verdict=verdicts.get(sid),
+            max_annotators=cfg.labelstudio.max_annotators_on_tie,
+            wanted=max(cfg.labelstudio.annotators_per_task, raised.get(sid, {}).get("overlap", 0)),
+        )
+        for sid in ids
+    ]
+    reopen = {r.sample_id: r.n_annotators + 1 for r in outcomes if r.outcome == "needs_more"}
+    finals = [r.final for r in outcomes if r.final is not None]
+    # Ask Label Studio for one more annotator on each split vote before recording that we asked.
+    for sample_id, overlap in reopen.items():
         task_id = pushed[sample_id].task_id
         # Patching overlap alone leaves is_labeled set, and Label Studio's queue skips labeled tasks.
         client.call(f"raising the overlap of task {task_id} to {overlap}", client.sdk.tasks.update, str(task_id),
                     overlap=overlap, is_labeled=False)
     with st.atomic():
-        for sample_id, overlap in outcome.reopen.items():
+        for sample_id, overlap in reopen.items():
             st.put_record(OVERLAP_RECORD, sample_id, {"overlap": overlap, "task_id": pushed[sample_id].task_id})
-        for sample_id, payload in outcome.ties.items():
-            st.put_record(TIE_RECORD, sample_id, payload)
-        for label in outcome.final:
-            if label.sample_id in ties:
-                st.put_record(TIE_RECORD, label.sample_id, {"status": "resolved", "preferred": label.preferred})
-        st.record_final_labels(outcome.final)
+        st.record_final_labels(finals)
         if batch.newest:
             st.set_watermark(mark, batch.newest)
+    counts = Counter(r.outcome for r in outcomes)
     return {"tasks_read": batch.n_tasks, "human_labels": len(batch.labels), "quarantined": len(batch.quarantine),
-            "final_labels": len(outcome.final), "reopened_for_tie": len(outcome.reopen), "ties": len(outcome.ties),
-            "waiting": len(outcome.waiting)}
+            "final_labels": len(finals), "reopened_for_tie": len(reopen), "ties": counts["tie"],
+            "waiting": counts["waiting"]}
 
 
 @task(name="labelstudio-agreement")

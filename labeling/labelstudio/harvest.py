@@ -1,12 +1,8 @@
-"""Read annotations back from Label Studio, validate them, and resolve them into final labels.
+"""Read annotations back from Label Studio and validate them.
 
 The server does not check results against the labeling config, so we do: a result that is not exactly
-one of our choices is quarantined with the reason and never guessed.
-
-Ties (humans split evenly, or the majority says "tie") go back to Label Studio for one more annotator
-(the task's ``overlap`` is raised) until ``labelstudio.max_annotators_on_tie`` annotators have looked.
-Then the sample is kept as a tie: its human labels stay in the store, a ``human_tie`` record says so,
-it gets no final label and stays human_pending, so it is never exported as a preference.
+one of our choices is quarantined with the reason and never guessed. Votes are resolved into final
+labels by ``labeling.merge.resolve_human_labels``, the same rule ``juryflow human import`` uses.
 """
 
 from __future__ import annotations
@@ -24,7 +20,6 @@ from labeling.schemas import AILabel, FinalLabel, HumanLabel, JudgeVerdict, Labe
 # Re-read a few seconds before the watermark: a task saved while we listed may carry a slightly older
 # updated_at. Label writes are idempotent, so reading a task twice is harmless.
 WATERMARK_OVERLAP = timedelta(seconds=5)
-TIE_RECORD = "human_tie"
 OVERLAP_RECORD = "labelstudio_overlap"
 
 
@@ -127,57 +122,6 @@ def fetch_updated_tasks(client: LabelStudioClient, project_id: int, watermark: s
               "include": "id,updated_at,annotations,result,completed_by,was_cancelled",
               "query": json.dumps({"filters": {"conjunction": "and", "items": [flt]}})}
     return list(client.list_json(f"listing tasks of project {project_id}", "/api/tasks", params, key="tasks"))
-
-
-@dataclass
-class Resolution:
-    final: list[FinalLabel] = field(default_factory=list)
-    reopen: dict[str, int] = field(default_factory=dict)  # sample_id -> annotators now wanted
-    ties: dict[str, dict[str, Any]] = field(default_factory=dict)  # sample_id -> tie record payload
-    waiting: list[str] = field(default_factory=list)
-
-
-def majority(choices: Sequence[str]) -> str | None:
-    """The choice with strictly more votes than any other; None when the top is shared."""
-    ranked = Counter(choices).most_common()
-    if not ranked or (len(ranked) > 1 and ranked[0][1] == ranked[1][1]):
-        return None
-    return ranked[0][0]
-
-
-def resolve(
-    labels: Mapping[str, Sequence[HumanLabel]],
-    wanted: Mapping[str, int],
-    max_on_tie: int,
-    ai_labels: Mapping[str, AILabel],
-    verdicts: Mapping[str, JudgeVerdict],
-) -> Resolution:
-    """Majority vote per sample once it has ``wanted[sample_id]`` counted (non-skipped) annotations."""
-    out = Resolution()
-    for sample_id, sample_labels in labels.items():
-        counted = [lab for lab in sample_labels if not lab.cancelled]
-        n = len(counted)
-        if n < wanted[sample_id]:
-            out.waiting.append(sample_id)
-            continue
-        winner = majority([lab.choice for lab in counted])
-        if winner in ("A", "B"):
-            verdict, ai = verdicts.get(sample_id), ai_labels.get(sample_id)
-            overrides = verdict is not None and verdict.preferred is not None and verdict.preferred != winner
-            out.final.append(FinalLabel(
-                sample_id=sample_id, preferred=winner,
-                source=LabelSource.human_over_judge if overrides else LabelSource.human,
-                labeler_version=ai.labeler_version if ai else None,
-                judge_version=verdict.version if verdict else None,
-                confidence=sum(lab.choice == winner for lab in counted) / n, n_annotators=n,
-            ))
-        elif n < max_on_tie:
-            out.reopen[sample_id] = n + 1
-        else:
-            out.ties[sample_id] = {"status": "tie", "n_annotators": n,
-                                   "votes": dict(Counter(lab.choice for lab in counted)),
-                                   "annotation_ids": sorted(lab.annotation_id for lab in counted)}
-    return out
 
 
 def _as_ls_time(value: Any) -> str:

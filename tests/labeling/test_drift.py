@@ -45,6 +45,7 @@ def test_check_drift_message_and_empty() -> None:
 
 def _seed_audits(store, start: int, n: int, error_rate: float, seed: int) -> None:
     """n audited samples whose labeler is right with probability 1 - error_rate, confidently."""
+    from labeling.merge import finalize_human_reviews
     from labeling.schemas import AILabel, HumanLabel, Route, RouteReason, Sample
 
     rng = np.random.default_rng(seed)
@@ -71,6 +72,7 @@ def _seed_audits(store, start: int, n: int, error_rate: float, seed: int) -> Non
             for s, w in zip(ids, wrong, strict=True)
         ]
     )
+    finalize_human_reviews(store, ids, max_annotators=1)  # what harvest / `human import` do
 
 
 @pytest.mark.integration

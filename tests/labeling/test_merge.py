@@ -47,3 +47,16 @@ def test_cancelled_annotations_do_not_vote_and_updates_replace():
     # The same annotator changed their mind: only the latest counts.
     r = resolve([hl("u1", "A", aid="1"), hl("u1", "B", aid="1")])
     assert r.final.preferred == "B" and r.n_annotators == 1
+
+
+def test_waits_for_the_wanted_number_of_annotators():
+    labels = [hl("u1", "A"), hl("u2", "B", cancelled=True)]  # a skip does not count as an answer
+    r = resolve_human_labels("s", labels, ai_label=AI, verdict=JUDGE_A, max_annotators=3, wanted=2)
+    assert r.outcome == "waiting" and r.final is None
+    r = resolve_human_labels("s", [hl("u1", "B"), hl("u2", "B")], ai_label=AI, verdict=JUDGE_A, max_annotators=3, wanted=2)
+    assert (r.final.preferred, r.final.source, r.final.judge_version, r.n_annotators) == ("B", "human_over_judge", "jv", 2)
+
+
+def test_three_way_split_at_the_limit_is_a_final_tie_with_votes():
+    r = resolve([hl("u1", "A"), hl("u2", "B"), hl("u3", "tie")])
+    assert r.outcome == "tie" and r.votes == {"A": 1, "B": 1, "tie": 1}

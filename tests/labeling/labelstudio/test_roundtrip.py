@@ -8,7 +8,6 @@ import pytest
 
 from labeling.labelstudio import push as push_module
 from labeling.labelstudio.client import LabelStudioClient, LabelStudioUnavailable, choice_result
-from labeling.labelstudio.harvest import TIE_RECORD
 from labeling.schemas import LabelSource, SampleState
 from tasks import resources
 from tasks.review import ensure_project, harvest, push_pending
@@ -133,9 +132,11 @@ def test_overlap_majority_and_ties(ls_env, ls_admin, annotators, monkeypatch):
     out = harvest.fn(project_id)
     final = st.get_final_labels()["s0001"]
     assert (final.preferred, final.n_annotators, round(final.confidence, 3)) == ("B", 3, 0.667)
-    assert "s0002" not in st.get_final_labels()
-    assert st.get_record(TIE_RECORD, "s0002")["votes"] == {"A": 1, "B": 1, "tie": 1}
-    assert st.sample_states(["s0002"])["s0002"] == SampleState.human_pending
+    # Three annotators, three answers: kept as a final tie, which exports leave out.
+    tie_label = st.get_final_labels()["s0002"]
+    assert (tie_label.preferred, tie_label.n_annotators) == ("tie", 3)
+    assert st.sample_states(["s0002"])["s0002"] == SampleState.labeled
+    assert out["ties"] == 1
 
 
 def test_restart_mid_harvest_retries_and_loses_nothing(ls_env, ls_admin, ls_server, annotators, prefect_harness,
