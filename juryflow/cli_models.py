@@ -1,0 +1,82 @@
+"""``juryflow models``: the model registry and the training flows.
+
+    juryflow models list [--kind reward_model|policy]
+    juryflow models train-reward <snapshot_id> [--recipe recipes/reward_model.yaml]
+    juryflow models finetune <reward_model_version> [--algorithm ppo|dpo|rloo|grpo] [--recipe ...]
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Reward models and policies: train, gate, list.", no_args_is_help=True)
+console = Console()
+
+
+def _headline(metrics: dict) -> str:
+    heldout = metrics.get("heldout") or {}
+    keys = ("accuracy", "rm_score_after", "win_rate_vs_reference", "kl_to_reference", "preference_accuracy")
+    parts = [f"{k}={heldout[k]:.3f}" for k in keys if isinstance(heldout.get(k), float)]
+    if "gate" in metrics:
+        parts.append(f"baseline={metrics['gate']['baseline_accuracy']:.3f}")
+    return " ".join(parts) or "-"
+
+
+@app.command("list")
+def list_models(
+    kind: Annotated[Optional[str], typer.Option(help="reward_model or policy; default both")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the metadata as JSON")] = False,
+) -> None:
+    """Registered model versions, newest last, with status and held-out numbers."""
+    from labeling.settings import load_settings
+    from models.training.registry import Registry
+
+    if kind not in (None, "reward_model", "policy"):
+        raise typer.BadParameter(f"--kind {kind!r}: use reward_model or policy")
+    registry = Registry.from_settings(load_settings())
+    records = registry.list(kind)  # type: ignore[arg-type]
+    if as_json:
+        console.print_json(json.dumps([r.model_dump(mode="json") for r in records]))
+        return
+    table = Table(title=f"model registry: {registry.root}")
+    for col in ("kind", "version", "status", "snapshot", "parent", "held-out", "git", "created"):
+        table.add_column(col)
+    colors = {"promoted": "green", "rejected": "red", "candidate": "yellow"}
+    for r in records:
+        table.add_row(r.kind, r.version, f"[{colors[r.status]}]{r.status}[/]", (r.snapshot_id or "-")[:12],
+                      str(r.parent_model or "-")[-30:], _headline(r.metrics), r.git_commit[:8], r.created_at[:19])
+    console.print(table)
+    if not records:
+        console.print("no models yet: `juryflow models train-reward <snapshot_id>` trains the first one")
+
+
+@app.command("train-reward")
+def train_reward(
+    snapshot_id: Annotated[str, typer.Argument(help="a snapshot under <data_dir>/snapshots/")],
+    recipe: Annotated[str, typer.Option(help="reward-model recipe YAML")] = "recipes/reward_model.yaml",
+) -> None:
+    """Train a reward model on a snapshot, gate it against the current AI labeler, promote or reject."""
+    from flows.train_reward_model import train_reward_model
+
+    console.print_json(json.dumps(train_reward_model(snapshot_id, recipe)))
+
+
+@app.command()
+def finetune(
+    reward_model_version: Annotated[str, typer.Argument(help="a promoted reward model (see `juryflow models list`)")],
+    algorithm: Annotated[str, typer.Option(help="ppo, dpo, rloo or grpo")] = "ppo",
+    recipe: Annotated[Optional[str], typer.Option(help="recipe YAML; default recipes/<algorithm>.yaml")] = None,
+) -> None:
+    """Fine-tune the SFT policy against a reward model and report before/after on held-out prompts."""
+    from flows.finetune_policy import finetune_policy
+
+    console.print_json(json.dumps(finetune_policy(reward_model_version, algorithm, recipe)))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,79 @@
+"""DPO stage: trl.DPOTrainer on a snapshot's preference pairs, optionally with LoRA adapters.
+
+The policy starts from ``model_name_or_path``, which must be a chat (SFT) model: rows are
+conversations and DPOTrainer renders them with the model's chat template. The frozen reference
+is the same directory loaded again (TRL reloads it by path, so an in-memory-only model would
+fail); with LoRA there is no second copy: the reference is the base with adapters disabled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from models.training.config import DPOStageConfig, LoraFields
+from models.training.data import dpo_rows
+
+
+def lora_config(config: LoraFields, task_type: str = "CAUSAL_LM"):
+    if not config.use_peft:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.lora_target_modules,
+        task_type=task_type,
+    )
+
+
+def load_chat_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if not tokenizer.chat_template:
+        raise ValueError(
+            f"policy model {path!r} has no chat template: policy training needs a chat (SFT) model; "
+            "fine-tune an instruction model first or set tokenizer.chat_template"
+        )
+    return tokenizer
+
+
+def train_dpo(config: DPOStageConfig, train_rows, held_out_rows, model_dir: Path) -> dict:
+    """Train; return held-out preference accuracy and implicit reward margin before and after."""
+    from trl import DPOTrainer
+
+    if not config.model_name_or_path:
+        raise ValueError("DPO recipe has no model.model_name_or_path: set it to the SFT chat model directory")
+    tokenizer = load_chat_tokenizer(config.model_name_or_path)
+    trainer = DPOTrainer(
+        model=config.model_name_or_path,  # a path, so TRL can load the reference from it too
+        args=config,
+        train_dataset=dpo_rows(train_rows),
+        eval_dataset=dpo_rows(held_out_rows),
+        processing_class=tokenizer,
+        peft_config=lora_config(config),
+    )
+    before = trainer.evaluate()
+    result = trainer.train()
+    after = trainer.evaluate()
+    if config.use_peft:
+        trainer.model = trainer.model.merge_and_unload()  # a plain model directory for labelers and serving
+    trainer.model.save_pretrained(str(model_dir))
+    tokenizer.save_pretrained(str(model_dir))
+
+    def pick(metrics: dict) -> dict:
+        return {
+            "preference_accuracy": metrics.get("eval_rewards/accuracies"),
+            "reward_margin": metrics.get("eval_rewards/margins"),
+            "loss": metrics.get("eval_loss"),
+        }
+
+    return {
+        "heldout_before": pick(before),
+        "heldout": pick(after),
+        "train_loss": result.training_loss,
+        "n_train": len(train_rows),
+        "n_heldout": len(held_out_rows),
+    }

@@ -1,0 +1,184 @@
+"""Training tasks: each works on a whole snapshot split; flows/train_*.py only compose them.
+
+Training tasks never retry: a failed run is a bug or a bad recipe, and repeating it burns GPU
+hours. Loading (cheap, and where a bad snapshot is caught) happens before any model is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from models.training import config as recipes
+from models.training.data import load_preference_snapshot, snapshot_path, split_by_sample_id
+from models.training.gate import ACTIVE_LABELER, GateDecision, active_labeler_record, decide
+from models.training.registry import ModelRecord, Registry
+from tasks import resources
+from tasks.events import emit_reward_model_promoted
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+POLICY_ALGORITHMS = ("ppo", "dpo", "rloo", "grpo")
+
+
+@dataclass
+class TrainingData:
+    stage: str
+    config: Any  # the stage's config class from models.training.config
+    recipe_path: str
+    recipe: dict
+    snapshot_id: str
+    train: Any  # datasets.Dataset
+    held_out: Any
+
+
+def resolve_recipe(recipe: str) -> Path:
+    """A recipe path as given, or relative to the repository (deployments run from anywhere)."""
+    path = Path(recipe)
+    if not path.is_file() and (REPO_ROOT / recipe).is_file():
+        path = REPO_ROOT / recipe
+    return path
+
+
+@task(name="prepare-training-data", cache_policy=NO_CACHE)
+def prepare_training_data(snapshot_id: str, recipe: str, stage: str, version: str | None = None) -> TrainingData:
+    """Recipe + snapshot, checked (size, columns, split) before any model is loaded."""
+    cfg = resources.settings()
+    recipe_path = resolve_recipe(recipe)
+    flat = recipes.read_recipe(recipe_path)
+    flat.pop("__stage__", None)
+    registry = Registry.from_settings(cfg)
+    version = version or registry.new_version("reward_model" if stage == "reward_model" else "policy", snapshot_id, flat)
+    kind = "reward_model" if stage == "reward_model" else "policy"
+    output_dir = registry.version_dir(kind, version) / "trainer"
+    config = recipes.load_recipe(recipe_path, recipes.STAGE_CONFIGS[stage], output_dir=str(output_dir))
+    min_size = max(config.min_snapshot_size, cfg.training.min_snapshot_size)
+    rows = load_preference_snapshot(snapshot_path(cfg.data_dir, snapshot_id), min_size)
+    train, held_out = split_by_sample_id(rows, config.eval_fraction)
+    get_run_logger().info("snapshot %s: %d train / %d held-out pairs, version %s", snapshot_id, len(train), len(held_out), version)
+    return TrainingData(stage, config, str(recipe_path), flat, snapshot_id, train, held_out)
+
+
+def _version_of(data: TrainingData) -> str:
+    return Path(data.config.output_dir).parent.name
+
+
+@task(name="fit-reward-model", cache_policy=NO_CACHE)
+def fit_reward_model(data: TrainingData) -> ModelRecord:
+    from models.training.reward import train_reward_model
+
+    registry = Registry.from_settings(resources.settings())
+    version = _version_of(data)
+    model_dir = registry.model_dir("reward_model", version)
+    metrics = train_reward_model(data.config, data.train, data.held_out, model_dir)
+    return registry.register("reward_model", version, snapshot_id=data.snapshot_id, recipe=data.recipe,
+                             recipe_path=data.recipe_path, metrics=metrics, parent_model=data.config.model_name_or_path)
+
+
+@task(name="gate-reward-model", cache_policy=NO_CACHE)
+def gate_reward_model(record: ModelRecord, data: TrainingData) -> GateDecision:
+    """Promote (store record + event) or reject the candidate against the current AI labeler."""
+    from models.factory import build_labeler
+    from models.labelers.reward_model import RewardModelLabeler
+
+    cfg = resources.settings()
+    store = resources.store(cfg)
+    registry = Registry.from_settings(cfg)
+    model_dir = registry.model_dir("reward_model", record.version)
+    candidate = RewardModelLabeler(model_dir, batch_size=cfg.labeler.batch_size)
+    baseline = build_labeler(cfg)
+    try:
+        decision = decide(candidate, baseline, data.held_out, cfg.training.gate_margin)
+    finally:
+        candidate.unload()
+        if baseline is not None:
+            baseline.unload()
+    gate_metrics = {"gate": decision.model_dump()}
+    if decision.passed:
+        registry.set_status("reward_model", record.version, "promoted", decision.reason, gate_metrics)
+        store.put_record(*ACTIVE_LABELER, active_labeler_record(record.version, str(model_dir), decision))
+        store.put_record("promotion", record.version, {"kind": "reward_model", **decision.model_dump()})
+        emit_reward_model_promoted(record.version, record.snapshot_id, decision.candidate_accuracy)
+    else:
+        registry.set_status("reward_model", record.version, "rejected", decision.reason, gate_metrics)
+    get_run_logger().info("reward model %s %s: %s", record.version, "promoted" if decision.passed else "rejected", decision.reason)
+    return decision
+
+
+@task(name="publish-reward-model-report", cache_policy=NO_CACHE)
+def publish_reward_model_report(record: ModelRecord, decision: GateDecision) -> dict:
+    heldout = record.metrics["heldout"]
+    lines = [f"# Reward model {record.version}", "", f"snapshot `{record.snapshot_id}`, parent `{record.parent_model}`", "",
+             "| measure | value |", "|---|---|"]
+    lines += [f"| held-out {k} | {v:.3f} |" if isinstance(v, float) else f"| held-out {k} | {v} |" for k, v in heldout.items()]
+    lines += [f"| accuracy before training | {record.metrics['heldout_before']['accuracy']:.3f} |",
+              f"| gate | {'PROMOTED' if decision.passed else 'REJECTED'}: {decision.reason} |"]
+    create_markdown_artifact(key="reward-model-report", markdown="\n".join(lines), description=f"reward model {record.version}")
+    return {"version": record.version, "promoted": decision.passed, "heldout_accuracy": heldout["accuracy"],
+            "baseline_accuracy": decision.baseline_accuracy, "gate_reason": decision.reason}
+
+
+@task(name="prepare-policy-data", cache_policy=NO_CACHE)
+def prepare_policy_data(reward_model_version: str, algorithm: str, recipe: str | None) -> TrainingData:
+    if algorithm not in POLICY_ALGORITHMS:
+        raise ValueError(f"algorithm {algorithm!r} is not one of {POLICY_ALGORITHMS}: pass e.g. algorithm='ppo'")
+    registry = Registry.from_settings(resources.settings())
+    rm = registry.get("reward_model", reward_model_version)
+    if rm.status == "rejected":
+        raise ValueError(f"reward model {reward_model_version} was rejected by the gate ({rm.status_reason}): "
+                         "fine-tune against a promoted version (`juryflow models list`)")
+    return prepare_training_data.fn(rm.snapshot_id, recipe or f"recipes/{algorithm}.yaml", algorithm)
+
+
+@task(name="fit-policy", cache_policy=NO_CACHE)
+def fit_policy(data: TrainingData, reward_model_version: str) -> ModelRecord:
+    registry = Registry.from_settings(resources.settings())
+    version = _version_of(data)
+    rm_dir = registry.model_dir("reward_model", reward_model_version)
+    model_dir = registry.model_dir("policy", version)
+    if data.stage == "ppo":
+        from models.training.ppo import train_ppo
+
+        metrics = train_ppo(data.config, data.train, rm_dir, model_dir)
+    elif data.stage == "dpo":
+        from models.training.dpo import train_dpo
+
+        metrics = train_dpo(data.config, data.train, data.held_out, model_dir)
+    else:
+        from models.training.online import train_online
+
+        metrics = train_online(data.config, data.train, rm_dir, model_dir)
+    metrics = {"algorithm": data.stage, "reward_model": reward_model_version, **metrics}
+    return registry.register("policy", version, snapshot_id=data.snapshot_id, recipe=data.recipe,
+                             recipe_path=data.recipe_path, metrics=metrics, parent_model=data.config.model_name_or_path)
+
+
+@task(name="evaluate-policy", cache_policy=NO_CACHE)
+def evaluate_policy(record: ModelRecord, data: TrainingData, reward_model_version: str) -> dict:
+    """RM score before/after, KL to the SFT reference and win rate, on held-out prompts; a Prefect artifact."""
+    from transformers import AutoModelForCausalLM
+
+    from models.training.dpo import load_chat_tokenizer
+    from models.training.evaluate import policy_report
+    from models.training.reward import load_reward_model
+
+    registry = Registry.from_settings(resources.settings())
+    cfg = data.config
+    device = cfg.device
+    policy = AutoModelForCausalLM.from_pretrained(str(registry.model_dir("policy", record.version))).to(device)
+    reference = AutoModelForCausalLM.from_pretrained(cfg.model_name_or_path).to(device)
+    reward_model, reward_tokenizer = load_reward_model(registry.model_dir("reward_model", reward_model_version))
+    prompts = list(dict.fromkeys(data.held_out["prompt"]))[: getattr(cfg, "eval_max_prompts", 64)]
+    max_new = getattr(cfg, "max_new_tokens", None) or getattr(cfg, "max_completion_length", None) or 64
+    report = policy_report(policy, reference, load_chat_tokenizer(cfg.model_name_or_path), reward_model.to(device),
+                           reward_tokenizer, prompts, max_new)
+    registry.set_status("policy", record.version, "candidate", "evaluated on held-out prompts", {"heldout": report})
+    lines = [f"# Policy {record.version} ({data.stage}, reward model {reward_model_version})", "",
+             "| measure | value |", "|---|---|"] + [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |"
+                                                   for k, v in report.items()]
+    create_markdown_artifact(key="policy-report", markdown="\n".join(lines), description=f"policy {record.version}")
+    return {"version": record.version, "algorithm": data.stage, **report}

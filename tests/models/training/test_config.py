@@ -1,0 +1,54 @@
+from pathlib import Path
+
+import pytest
+
+from models.training.config import STAGE_CONFIGS, GRPOStageConfig, RecipeError, RewardModelConfig, load_recipe, read_recipe
+
+RECIPES = Path(__file__).resolve().parents[3] / "recipes"
+ALL_RECIPES = sorted(RECIPES.glob("*.yaml")) + sorted(RECIPES.glob("test/*.yaml"))
+
+
+def test_every_recipe_file_is_covered():
+    assert len(ALL_RECIPES) >= 8
+
+
+@pytest.mark.parametrize("path", ALL_RECIPES, ids=lambda p: str(p.relative_to(RECIPES)))
+def test_recipe_loads_into_its_stage_config(path, tmp_path):
+    stage = read_recipe(path)["__stage__"]
+    gpu = path.parent == RECIPES
+    overrides = {"output_dir": str(tmp_path)}
+    if gpu:  # GPU recipes ask for bf16, which TrainingArguments refuses on a CPU-only machine
+        overrides.update(bf16=False, use_cpu=True)
+    config = load_recipe(path, STAGE_CONFIGS[stage], **overrides)
+    if gpu:
+        assert read_recipe(path)["bf16"] is True and config.gradient_checkpointing is True
+        assert config.model_name_or_path, "GPU recipes name their starting model"
+    else:
+        assert config.use_cpu and not config.bf16 and not config.gradient_checkpointing
+    assert config.report_to == [] or config.report_to == "none" or config.report_to == ["none"]
+
+
+def test_unknown_keys_are_rejected_by_name(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  model_name_or_path: x\ntraining:\n  learning_rat: 0.1\n  num_epochz: 2\n")
+    with pytest.raises(RecipeError, match=r"\['learning_rat', 'num_epochz'\]"):
+        load_recipe(bad, RewardModelConfig, output_dir=str(tmp_path))
+
+
+def test_unknown_section_and_wrong_stage_are_rejected(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("trainer:\n  learning_rate: 0.1\n")
+    with pytest.raises(RecipeError, match="unknown sections"):
+        read_recipe(bad)
+    with pytest.raises(RecipeError, match="is for stage 'dpo'"):
+        load_recipe(RECIPES / "test" / "dpo.yaml", RewardModelConfig, output_dir=str(tmp_path))
+
+
+def test_missing_recipe_names_the_path(tmp_path):
+    with pytest.raises(RecipeError, match="nope.yaml"):
+        read_recipe(tmp_path / "nope.yaml")
+
+
+def test_grpo_without_kl_penalty_is_refused(tmp_path):
+    with pytest.raises(RecipeError, match="beta"):
+        GRPOStageConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, beta=0.0)
