@@ -13,9 +13,34 @@ log = logging.getLogger(__name__)
 PLACEHOLDER_JUDGE_DIR = "placeholder-judge"
 
 
-def build_labeler(settings: Settings) -> AILabeler | None:
-    """The configured AI labeler, or None when none is fitted yet (cold start: humans label first)."""
+ACTIVE_LABELER = ("labeler", "active")  # written by models.training.gate on promotion
+
+
+def active_labeler_record(settings: Settings) -> dict | None:
+    """The reward model promoted by the training gate, if any (store record ``labeler/active``)."""
+    from labeling.store import Store
+
+    store = Store.from_settings(settings)
+    try:
+        return store.get_record(*ACTIVE_LABELER)
+    finally:
+        store.close()
+
+
+def build_labeler(settings: Settings, active: dict | None = None) -> AILabeler | None:
+    """The AI labeler: a promoted reward model if the gate promoted one, else the configured one,
+    else None (cold start: humans label first, and their labels train the first labeler).
+
+    ``active`` is the promotion record when the caller has already read it.
+    """
     cfg = settings.labeler
+    active = active if active is not None else active_labeler_record(settings)
+    if active is not None:
+        # The loop closes here: each promoted reward model labels the next batch.
+        from models.labelers.reward_model import RewardModelLabeler
+
+        log.info("AI labeler: promoted reward model %s (%s)", active.get("version"), active["model_path"])
+        return RewardModelLabeler(Path(active["model_path"]), batch_size=cfg.batch_size)
     if cfg.model_path is None:
         log.info("no AI labeler configured (labeler.model_path unset): cold start, samples go to humans")
         return None

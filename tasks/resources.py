@@ -45,12 +45,15 @@ def constitution(cfg: Settings) -> Constitution:
 
 def labeler(cfg: Settings) -> AILabeler | None:
     """The active AI labeler, or None on a cold start (nothing trained yet)."""
-    from models.factory import build_labeler
+    from models.factory import ACTIVE_LABELER, build_labeler
 
-    key = (cfg.labeler.backend, cfg.labeler.model_path, cfg.resolved_store_url)
+    # Read the promotion record on every call, so a long-running worker picks up a newly
+    # promoted reward model instead of keeping the one it loaded first.
+    active = store(cfg).get_record(*ACTIVE_LABELER)
+    key = (cfg.labeler.backend, cfg.labeler.model_path, cfg.resolved_store_url, (active or {}).get("version"))
     with _lock:
         if key not in _labelers:
-            built = build_labeler(cfg)
+            built = build_labeler(cfg, active)
             if built is not None:
                 built.load()
             _labelers[key] = built

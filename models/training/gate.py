@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from labeling.schemas import Choice, Sample, unit_hash
 from models.base import AILabeler
 
-ACTIVE_LABELER = ("labeler", "active")
+from models.factory import ACTIVE_LABELER  # noqa: E402 - the record build_labeler reads
 CHANCE_ACCURACY = 0.5  # a labeler that does not exist is as good as a coin
 
 

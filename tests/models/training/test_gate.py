@@ -1,5 +1,7 @@
 """The gate, through the train-reward-model flow: better -> promoted and used next; worse -> rejected."""
 
+import json
+
 import pytest
 
 from models.training.data import SnapshotError
@@ -10,8 +12,10 @@ from tests.models.training.synthetic import preference_rows, write_snapshot
 
 @pytest.mark.slow
 def test_better_model_is_promoted_worse_is_rejected(prefect_harness, snapshot_in_data_dir, base_reward_model,
-                                                    juryflow_env, monkeypatch):
+                                                    juryflow_env, monkeypatch, tiny_causal_lm_dir):
+    from flows.label_batch import label_batch
     from flows.train_reward_model import train_reward_model
+    from labeling.schemas import SampleState
     from labeling.settings import load_settings
     from models.factory import build_labeler
     from models.labelers.reward_model import RewardModelLabeler
@@ -31,11 +35,23 @@ def test_better_model_is_promoted_worse_is_rejected(prefect_harness, snapshot_in
     assert active["backend"] == "reward_model" and active["version"] == first["version"]
     assert active["model_path"] == str(registry.model_dir("reward_model", first["version"]))
 
-    # What build_labeler uses next: the promoted directory as a reward_model labeler.
-    monkeypatch.setenv("JURYFLOW__LABELER__BACKEND", active["backend"])
-    monkeypatch.setenv("JURYFLOW__LABELER__MODEL_PATH", active["model_path"])
+    # What the next label_batch uses, with no settings change: the promoted reward model.
     labeler = build_labeler(load_settings())
     assert isinstance(labeler, RewardModelLabeler) and str(labeler.model_dir) == active["model_path"]
+    monkeypatch.setenv("JURYFLOW__JUDGE__MODEL_PATH", str(tiny_causal_lm_dir))
+    rows = [{"prompt": r["prompt"], "response_a": r["chosen"], "response_b": r["rejected"], "preferred": "A"}
+            for r in preference_rows(24, seed=99)]
+    batch = juryflow_env / "next_batch.jsonl"
+    batch.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    label_batch(str(batch))
+    store = resources.store(settings)
+    ai_labels = store.get_ai_labels(store.ids_in_state(SampleState.human_pending) + store.ids_in_state(SampleState.labeled))
+    assert len(ai_labels) == 24
+    assert {(a.labeler_name, a.labeler_version) for a in ai_labels.values()} == {("reward_model", labeler.version)}
+    # The promoted model learned the task, so it mostly agrees with the known answers.
+    samples = {s.sample_id: s for s in store.get_samples(list(ai_labels))}
+    agree = sum(a.preferred == samples[sid].reference_label for sid, a in ai_labels.items())
+    assert agree / 24 >= 0.8
 
     # A barely trained model does not beat the promoted one, so it is kept but rejected.
     weak = write_recipe(RECIPES / "test" / "reward_model.yaml", juryflow_env / "weak.yaml",
