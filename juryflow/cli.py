@@ -18,13 +18,14 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from juryflow import cli_evaluate, cli_labeler  # noqa: E402
+from juryflow import cli_evaluate, cli_labeler, cli_labelstudio  # noqa: E402
 
 app = typer.Typer(help="Hybrid human/AI preference labeling for RLHF.", no_args_is_help=True, add_completion=False)
 human_app = typer.Typer(help="Human labels without Label Studio.", no_args_is_help=True)
 app.add_typer(human_app, name="human")
 app.add_typer(cli_labeler.app, name="labeler", help="Fit and inspect the AI labeler.")
 app.add_typer(cli_evaluate.app)  # the `juryflow evaluate` command
+app.add_typer(cli_labelstudio.app, name="labelstudio", help="Run the local Label Studio server.")
 console = Console()
 
 
@@ -56,11 +57,12 @@ def demo(
     n: Annotated[int, typer.Option(help="samples to label in the run")] = 400,
     fit_n: Annotated[int, typer.Option(help="labeled samples used to fit the AI labeler first")] = 300,
     data_dir: Annotated[Path, typer.Option(help="where the demo keeps its store and exports")] = Path("juryflow-demo"),
+    labelstudio: Annotated[bool, typer.Option("--labelstudio/--no-labelstudio", help="push the review queue to a local Label Studio")] = True,
 ) -> None:
     """End-to-end demo on generated data, fully offline, on the embedded defaults."""
     from juryflow.demo import run_demo
 
-    run_demo(console, n=n, fit_n=fit_n, data_dir=data_dir)
+    run_demo(console, n=n, fit_n=fit_n, data_dir=data_dir, labelstudio=labelstudio)
 
 
 @app.command()
@@ -139,6 +141,13 @@ def status() -> None:
     console.print(table)
     for line in report["notes"]:
         console.print(line)
+    if report["agreement"]:
+        agreement = Table(title="human agreement (Label Studio)")
+        for column in report["agreement"][0]:
+            agreement.add_column(column)
+        for row in report["agreement"]:
+            agreement.add_row(*(str(v) for v in row.values()))
+        console.print(agreement)
     if report["quarantine"]:
         console.print(f"[yellow]quarantine: {report['quarantine_total']} rows[/yellow] (latest shown)")
         for message in report["quarantine"]:

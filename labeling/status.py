@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from labeling.drift import latest_drift_alarm
 from labeling.guarantee import load_active_thresholds
+from labeling.labelstudio.agreement import agreement_report, agreement_table
 from labeling.settings import Settings
 from labeling.store import Store
 
@@ -36,9 +37,11 @@ def collect_status(cfg: Settings, store: Store | None = None) -> dict:
     if snap:
         notes.append(f"last snapshot {snap['snapshot_id']}: {snap['n_rows']} rows at {snap['path']}")
     notes.append(f"labels merged since that snapshot: {store.labels_since_last_snapshot()}")
+    agreement = agreement_report(store)
     return {
         "states": dict(sorted(states.items())),
         "notes": notes,
+        "agreement": agreement_table(agreement) if agreement["n_tasks"] else [],
         "quarantine_total": len(quarantine),
         "quarantine": [q.message for q in quarantine[-10:]],
     }

@@ -1,7 +1,7 @@
 """A local Label Studio server that juryflow installs, starts and stops, like a database server.
 
 The server (``label-studio==1.23.2``) pins ~150 packages (Django), so it lives in its own venv:
-``<data_dir>/labelstudio/venv``, or ``$JURYFLOW_LABELSTUDIO_VENV`` so CI and tests share one.
+``~/.cache/juryflow/labelstudio-<version>`` (or ``$JURYFLOW_LABELSTUDIO_VENV``), shared by every data dir.
 Layout under ``<data_dir>/labelstudio/``:
 
     credentials.json  (0600) Django secret key, admin login and API token, generated once
@@ -48,9 +48,14 @@ def _write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
-def default_venv(data_dir: Path) -> Path:
+def default_venv() -> Path:
+    """$JURYFLOW_LABELSTUDIO_VENV, else one venv per machine and version under the user's cache,
+    shared by every data dir (like a database server install: ~1 GB, so not one per project)."""
     env = os.environ.get(VENV_ENV_VAR)
-    return Path(env) if env else Path(data_dir) / "labelstudio" / "venv"
+    if env:
+        return Path(env)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "juryflow" / f"labelstudio-{LABEL_STUDIO_VERSION}"
 
 
 def install_venv(venv: Path) -> Path:
@@ -82,7 +87,7 @@ class LabelStudioServer:
         self.root = Path(data_dir).resolve() / "labelstudio"
         self.port = port
         self.host = host
-        self.venv = (Path(venv) if venv else default_venv(Path(data_dir))).resolve()
+        self.venv = (Path(venv) if venv else default_venv()).resolve()
         self.credentials_path = self.root / "credentials.json"
         self.state_path = self.root / "server.json"
         self.log_path = self.root / "server.log"

@@ -2,7 +2,7 @@
 
 Migrating a fresh Label Studio database takes ~1 min, so it is done once and cached (keyed by the
 Label Studio version) in $JURYFLOW_LS_TEMPLATE_DIR or /tmp; each session copies it (start ~6 s).
-The server venv is $JURYFLOW_LABELSTUDIO_VENV, else <repo>/.venv-labelstudio; it is installed if missing.
+The server venv is labeling.labelstudio.server.default_venv(); it is installed if missing.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from labeling.labelstudio.client import LabelStudioClient, choice_result, reason_result
-from labeling.labelstudio.server import LABEL_STUDIO_VERSION, VENV_ENV_VAR, LabelStudioServer
+from labeling.labelstudio.server import LABEL_STUDIO_VERSION, VENV_ENV_VAR, LabelStudioServer, default_venv
 from labeling.schemas import AILabel, JudgeVerdict, Route, RouteReason, Sample
 from tasks import resources
 
@@ -31,7 +31,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def ls_venv() -> Path:
-    venv = Path(os.environ.get(VENV_ENV_VAR, REPO / ".venv-labelstudio"))
+    venv = default_venv()
     os.environ[VENV_ENV_VAR] = str(venv)  # LabelStudioServer installs here when missing
     return venv
 
