@@ -60,6 +60,7 @@ def plain_loop(input_path: Path, store_url: str, batch_size: int) -> float:
     from labeling.routing import route_after_judge, route_after_labeler
     from labeling.settings import load_settings
     from labeling.store import Store
+    from models.judges.injection import detect_injection
     from tasks.resources import routing_policy
 
     cfg = load_settings()
@@ -81,7 +82,7 @@ def plain_loop(input_path: Path, store_url: str, batch_size: int) -> float:
         verdicts = judge.judge(to_judge, None)  # type: ignore[arg-type]
         routes, finals = [], []
         for s, v in zip(to_judge, verdicts, strict=True):
-            r = route_after_judge(first[s.sample_id], labels[s.sample_id], v, policy)
+            r = route_after_judge(first[s.sample_id], labels[s.sample_id], v, policy, detect_injection(s))
             routes.append(r)
             if r.accept_judge:
                 finals.append(judge_final_label(labels[s.sample_id], v))
@@ -127,6 +128,10 @@ def main() -> None:
     t0 = time.perf_counter()
     warm_up()
     startup = time.perf_counter() - t0
+    # One-time imports (datasets, pyarrow) are paid by whichever path runs first: pay them here.
+    import datasets  # noqa: F401
+
+    import labeling.export  # noqa: F401
 
     t0 = time.perf_counter()
     summary = label_batch(str(input_path))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from labeling.schemas import SampleState
 from tasks import resources
@@ -17,7 +18,10 @@ from tasks.pipeline import ai_label_and_route, ingest_input, judge_and_merge, li
 from tasks.publish import export_dataset, publish_run_summary
 
 
-@flow(name="label-batch")
+# One chunk at a time by default: with SQLite there is one writer anyway, and concurrent
+# writers only wait on each other's locks. With PostgreSQL, swap in a wider runner, e.g.
+# label_batch.with_options(task_runner=ThreadPoolTaskRunner(max_workers=8)) or a Dask/Ray one.
+@flow(name="label-batch", task_runner=ThreadPoolTaskRunner(max_workers=1))
 def label_batch(input_path: str | None = None, critique: bool | None = None) -> dict:
     chunk = resources.settings().ingest.batch_size
     ingested = ingest_input(input_path) if input_path else None

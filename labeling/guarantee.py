@@ -24,7 +24,6 @@ from collections.abc import Sequence
 
 import numpy as np
 from pydantic import BaseModel, Field
-from scipy.stats import beta
 
 from labeling.calibration import ConfidenceCalibrator
 
@@ -35,6 +34,8 @@ def clopper_pearson_upper(errors: int, n: int, delta: float) -> float:
         return 1.0
     if errors >= n:
         return 1.0
+    from scipy.stats import beta  # noqa: PLC0415 - scipy.stats costs ~2 s to import; routing only needs it when fitting
+
     return float(beta.ppf(1.0 - delta, errors + 1, n - errors))
 
 

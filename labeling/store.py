@@ -371,9 +371,16 @@ class Store:
         with self._read() as conn:
             return [QuarantineRecord(**row._mapping) for row in conn.execute(query)]
 
-    def get_samples(self, ids: Sequence[str]) -> list[Sample]:
+    def get_samples(self, ids: Sequence[str], state: SampleState | None = None) -> list[Sample]:
+        """The samples, in the order of ``ids``. With ``state``: only those still in that state
+        (a task's work list, read in one query; ids in other states are skipped, not errors)."""
         with self._read() as conn:
-            found = {r.sample_id: _row_sample(r) for r in self._select_in(conn, [samples], samples.c.sample_id, ids)}
+            rows = self._select_in(conn, [samples], samples.c.sample_id, ids)
+        if state is not None:
+            wanted = SampleState(state).value
+            in_state = {r.sample_id: _row_sample(r) for r in rows if r.state == wanted}
+            return [in_state[i] for i in dict.fromkeys(ids) if i in in_state]
+        found = {r.sample_id: _row_sample(r) for r in rows}
         missing = [i for i in ids if i not in found]
         if missing:
             raise UnknownSampleError(

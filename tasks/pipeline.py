@@ -62,8 +62,7 @@ def list_sample_ids(state: SampleState, chunk_size: int) -> list[list[str]]:
 def ai_label_and_route(sample_ids: list[str]) -> dict:
     cfg = resources.settings()
     st = resources.store(cfg)
-    states = st.sample_states(sample_ids)
-    todo = [s for s in st.get_samples(sample_ids) if states.get(s.sample_id) == SampleState.new]
+    todo = st.get_samples(sample_ids, state=SampleState.new)
     labeler = resources.labeler(cfg)
     labels = {lab.sample_id: lab for lab in labeler.label(todo)} if (labeler and todo) else {}
     policy = resources.routing_policy(cfg, st, labeler.version if labeler else None)
@@ -86,8 +85,7 @@ def judge_and_merge(sample_ids: list[str], critique: bool | None = None) -> dict
     """Judge both A/B orders, then accept the judge's label or escalate to a human."""
     cfg = resources.settings()
     st = resources.store(cfg)
-    states = st.sample_states(sample_ids)
-    todo = [s for s in st.get_samples(sample_ids) if states.get(s.sample_id) == SampleState.judge_pending]
+    todo = st.get_samples(sample_ids, state=SampleState.judge_pending)
     if not todo:
         return {"judged": 0, "accepted": 0, "escalated": 0, "reasons": {}}
     ids = [s.sample_id for s in todo]

@@ -324,3 +324,15 @@ def test_two_processes_writing_the_same_batch(store_url: str) -> None:
     assert len(tables["samples"]) == 300 and len(tables["ai_labels"]) == 300 and len(tables["final_labels"]) == 300
     assert st.count_by_state() == {"labeled": 300}
     st.close()
+
+
+def test_get_samples_in_state_skips_samples_that_moved_on(tmp_path):
+    from labeling.schemas import AILabel, Sample, SampleState
+    from labeling.store import Store
+
+    st = Store(f"sqlite:///{tmp_path / 's.db'}")
+    batch = [Sample(sample_id=f"s{i}", prompt="p", response_a=f"a{i}", response_b="b") for i in range(3)]
+    st.add_samples(batch, source="t")
+    st.record_ai_labels([AILabel(sample_id="s1", p_a=0.9, labeler_name="t", labeler_version="v")])
+    assert [s.sample_id for s in st.get_samples(["s2", "s1", "s0"], state=SampleState.new)] == ["s2", "s0"]
+    assert [s.sample_id for s in st.get_samples(["s1"], state=SampleState.ai_labeled)] == ["s1"]
