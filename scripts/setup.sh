@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Sets up juryflow from scratch on a fresh machine. Idempotent: fast when already set up.
+#
+#   bash scripts/setup.sh           # the app venv (.venv) only: enough for `juryflow demo`
+#   bash scripts/setup.sh --test    # plus everything the full test suite runs against:
+#                                   # PostgreSQL and Chromium (Debian packages), the Label Studio
+#                                   # server venv and the vLLM (CPU) venv
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+WITH_TEST=0
+[[ "${1:-}" == "--test" ]] && WITH_TEST=1
+
+if ! command -v uv >/dev/null 2>&1; then
+  "$PYTHON" -m pip install -q uv
+fi
+
+# uv does not read pip's config: point it at the local wheel folder so torch==2.13.0 resolves
+# to the CPU build on disk instead of a multi-GB CUDA download.
+FIND_LINKS=()
+for d in /opt/wheels $(pip config list 2>/dev/null | sed -n "s/.*find-links='\(.*\)'/\1/p"); do
+  [[ -d "$d" ]] && FIND_LINKS+=(--find-links "$d")
+done
+export JURYFLOW_UV_FIND_LINKS="${FIND_LINKS[*]:-}"
+
+if [[ ! -x .venv/bin/python ]]; then
+  uv venv -q -p "$PYTHON" .venv
+fi
+# constraints/overrides.txt: prefect 3.9.1 wants certifi>=2026.10.19, which the registry lacks.
+VIRTUAL_ENV=.venv uv pip install -q "${FIND_LINKS[@]}" --override constraints/overrides.txt -e ".[test]"
+
+if [[ $WITH_TEST == 1 ]]; then
+  need_apt=()
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium chromium-driver)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+  if (( ${#need_apt[@]} )); then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  fi
+  bash scripts/install_labelstudio.sh >/dev/null   # the Label Studio server, in its own venv
+  bash scripts/setup_vllm_venv.sh                   # vLLM (CPU build), in its own venv
+fi
+echo "juryflow is set up in .venv"
