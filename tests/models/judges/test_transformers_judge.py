@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -84,8 +85,14 @@ def test_principle_subset_and_version(tiny_causal_lm_dir: Path, judge: Transform
     k2.unload()
 
 
-def test_overlong_prompt_is_recorded_not_labeled(judge: TransformersJudge) -> None:
-    long = Sample(sample_id="long", prompt="word " * 3000, response_a="a", response_b="b")
+def _too_long(model_dir: Path) -> Sample:
+    """A sample longer than the model's whole context window."""
+    context = json.loads((Path(model_dir) / "config.json").read_text())["max_position_embeddings"]
+    return Sample(sample_id="long", prompt="word " * (context + 100), response_a="a", response_b="b")
+
+
+def test_overlong_prompt_is_recorded_not_labeled(judge: TransformersJudge, tiny_causal_lm_dir: Path) -> None:
+    long = _too_long(tiny_causal_lm_dir)
     short = _samples(1)[0]
     verdicts = judge.judge([long, short], CONSTITUTION)
     assert verdicts[0].parse_error and "tokens" in verdicts[0].parse_error and verdicts[0].p_a is None
@@ -145,7 +152,7 @@ def test_auto_device_uses_cuda_bf16_and_agrees_with_cpu(judge: TransformersJudge
 
 
 def test_critique_mode_overlong_prompt_is_an_error_not_a_truncation(tiny_causal_lm_dir: Path) -> None:
-    long = Sample(sample_id="long", prompt="word " * 3000, response_a="a", response_b="b")
+    long = _too_long(tiny_causal_lm_dir)
     with TransformersJudge(tiny_causal_lm_dir, critique=True, principle_sample_k=1) as j:
         verdict = j.judge([long], CONSTITUTION)[0]
     assert verdict.p_a is None and "critique prompt is" in verdict.parse_error
