@@ -59,6 +59,9 @@ class JudgeSettings(_Section):
     constitution_path: Path = DEFAULT_CONSTITUTION
     template_path: Path | None = Field(None, description="your own Jinja verdict template; default ships with juryflow")
     critique: bool = Field(False, description="write a critique per principle before the verdict")
+    critique_escalated: bool = Field(
+        False, description="also write critiques for the samples escalated to humans, to show reviewers"
+    )
     principle_sample_k: int | None = Field(None, ge=1, description="judge against k random principles per sample")
     batch_size: int = Field(16, ge=1, le=4096)
     device: str = "auto"

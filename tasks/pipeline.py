@@ -101,6 +101,8 @@ def judge_and_merge(sample_ids: list[str], critique: bool | None = None) -> dict
         routes.append(route)
         if route.accept_judge:
             finals.append(judge_final_label(label, verdict))
+    if cfg.judge.critique_escalated and not cfg.judge.critique and critique is not True:
+        verdicts = _with_reviewer_critiques(cfg, todo, verdicts, routes)
     with st.atomic():
         st.record_verdicts(verdicts)
         st.record_routes(routes, stage="judge")
@@ -111,3 +113,21 @@ def judge_and_merge(sample_ids: list[str], critique: bool | None = None) -> dict
         "escalated": len(routes) - len(finals),
         "reasons": dict(Counter(routes[i].reasons[-1].value for i in range(len(routes)))),
     }
+
+
+def _with_reviewer_critiques(cfg, samples, verdicts, routes) -> list:
+    """Attach per-principle critiques to the verdicts of samples going to humans.
+
+    Routing has already decided on the verdict-mode scores; the critique is only text for
+    the reviewer, so it is attached to the deciding verdict rather than stored as a second
+    verdict that could be mistaken for it. An unreadable critique is said to be so.
+    """
+    escalated = [i for i, route in enumerate(routes) if route.to_human]
+    if not escalated:
+        return verdicts
+    critiqued = resources.judge(cfg, critique=True).judge([samples[i] for i in escalated], resources.constitution(cfg))
+    out = list(verdicts)
+    for i, crit in zip(escalated, critiqued, strict=True):
+        text = crit.critique if crit.parse_error is None else f"(no usable critique: {crit.parse_error})"
+        out[i] = out[i].model_copy(update={"critique": text})
+    return out
