@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from models.judges.prompting import VerdictParseError, verdict_probability
-from models.judges.vllm_judge import ScoredJudge, SlotScore
+from models.judges.scored import ScoredJudge, SlotScore
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ class OpenAICompatibleJudge(ScoredJudge):
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _body(self, response: Any, attempt: int) -> dict[str, Any] | VerdictParseError:
-        detail = response.text[:300]
+        detail = self._redact(response.text)[:300]
         status = response.status_code
         if status == 200:
             return response.json()
@@ -200,6 +200,12 @@ class OpenAICompatibleJudge(ScoredJudge):
             )
         # Other 4xx (e.g. a prompt longer than the context): this prompt fails, the batch carries on.
         return VerdictParseError(f"server rejected the prompt: HTTP {status}: {detail}")
+
+    def _redact(self, text: str) -> str:
+        # Servers may echo the key back in an error ("Incorrect API key provided: sk-..."), and the
+        # detail goes into exceptions, Prefect run states and logs: never repeat it.
+        secret = self._api_key.get_secret_value() if self._api_key is not None else ""
+        return text.replace(secret, "[redacted judge.api_key]") if secret else text
 
     def _sleep(self, attempt: int, retry_after: str | None, why: str) -> None:
         delay = self.backoff_s * 2**attempt

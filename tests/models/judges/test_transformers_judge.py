@@ -8,7 +8,7 @@ import pytest
 from labeling.constitution import load_constitution
 from labeling.schemas import Sample
 from labeling.settings import DEFAULT_CONSTITUTION
-from models.judges.prompting import build_judge_prompts
+from models.judges.prompting import VerdictParseError, build_judge_prompts
 from models.judges.transformers_judge import TransformersJudge, verdict_token_ids
 
 CONSTITUTION = load_constitution(DEFAULT_CONSTITUTION)
@@ -114,7 +114,7 @@ def test_critique_mode_scores_verdict_after_a_valid_critique(tiny_causal_lm_dir:
     with TransformersJudge(tiny_causal_lm_dir, critique=True, principle_sample_k=1) as j:
         pid = CONSTITUTION.sample_principles("s0", 1)[0].id
         written = f"\n{pid}: A is better.\nVerdict: A"
-        monkeypatch.setattr(j, "generate", lambda texts, max_new_tokens: [written] * len(texts))
+        monkeypatch.setattr(j, "generate", lambda texts, max_tokens: [written] * len(texts))
         verdict = j.judge(_samples(1), CONSTITUTION)[0]
         principles = CONSTITUTION.sample_principles("s0", 1)
         original, _ = build_judge_prompts(_samples(1)[0], principles, j.template, critique=True)
@@ -125,7 +125,7 @@ def test_critique_mode_scores_verdict_after_a_valid_critique(tiny_causal_lm_dir:
 
 
 def test_version_formula_is_shared_with_the_other_backends(judge: TransformersJudge, tiny_causal_lm_dir: Path) -> None:
-    from models.judges.vllm_judge import judge_version
+    from models.judges.scored import judge_version
 
     assert judge.version == judge_version(str(tiny_causal_lm_dir), judge.template.digest, False, None)
 
@@ -156,3 +156,11 @@ def test_critique_mode_overlong_prompt_is_an_error_not_a_truncation(tiny_causal_
     with TransformersJudge(tiny_causal_lm_dir, critique=True, principle_sample_k=1) as j:
         verdict = j.judge([long], CONSTITUTION)[0]
     assert verdict.p_a is None and "critique prompt is" in verdict.parse_error
+
+
+def test_generate_gives_each_prompt_its_own_budget(judge: TransformersJudge) -> None:
+    text = "word " * 10
+    n = len(judge._tokenizer(text)["input_ids"])
+    one, four, too_long = judge.generate([text, text, text], [1, 4, judge._max_length - n + 1])
+    assert one and four.startswith(one)  # greedy: the longer budget continues the same first token
+    assert isinstance(too_long, VerdictParseError) and "critique prompt is" in str(too_long)

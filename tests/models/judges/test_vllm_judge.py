@@ -25,7 +25,7 @@ from labeling.constitution import load_constitution
 from labeling.schemas import JudgeVerdict, Sample
 from models.judges.openai_judge import JudgeServerError, OpenAICompatibleJudge
 from models.judges.transformers_judge import TransformersJudge
-from models.judges.vllm_judge import judge_version
+from models.judges.scored import judge_version
 
 REPO = Path(__file__).resolve().parents[3]
 VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
