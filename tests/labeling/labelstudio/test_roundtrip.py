@@ -168,6 +168,37 @@ def test_restart_mid_harvest_retries_and_loses_nothing(ls_env, ls_admin, ls_serv
     assert "Retrying" in caplog.text or "retry" in caplog.text.lower()
 
 
+def test_server_dies_mid_push_after_import_then_retry_leaves_no_duplicate(
+    ls_env, ls_admin, ls_server, prefect_harness, monkeypatch, caplog, capfd
+):
+    """The worst moment: Label Studio stored the import, then died before answering."""
+    from flows.harvest_reviews import harvest_reviews
+
+    seed_human_pending(make_samples(30))
+    real_post = LabelStudioClient.post_json
+    restarted = []
+
+    def import_then_server_dies(self, what, path, *args, **kwargs):
+        answer = real_post(self, what, path, *args, **kwargs)
+        if path.endswith("/import") and not restarted:
+            ls_server.stop()
+            restarted.append(threading.Thread(target=ls_server.start))
+            restarted[0].start()
+            raise LabelStudioUnavailable(f"Label Studio at {self.url}: {what} failed: the connection was lost")
+        return answer
+
+    monkeypatch.setattr(LabelStudioClient, "post_json", import_then_server_dies)
+    result = harvest_reviews(retry_delay_seconds=[3, 5, 8, 10])
+    restarted[0].join()
+    # The retry found the 30 tasks the lost answer had created, and recorded them instead of importing again.
+    assert result["pushed"] == {"created": 0, "already_there": 30}
+    project_id = result["project_id"]
+    ids = _project_sample_ids(LabelStudioClient.from_settings(resources.settings()), project_id)
+    assert len(ids) == len(set(ids)) == 30
+    assert len(resources.store().get_human_tasks()) == 30 and not resources.store().unpushed_human_pending()
+    assert ls_server.token not in caplog.text + "".join(capfd.readouterr())
+
+
 def test_outage_fails_clearly_without_token(ls_env, monkeypatch, caplog, capfd, prefect_harness):
     from flows.harvest_reviews import harvest_reviews
 
