@@ -10,7 +10,6 @@ truncating would cut the constitution or the verdict cue.
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,16 +17,9 @@ from typing import Any
 
 from models.judges.prompting import VERDICT_TOKENS, VerdictParseError, verdict_probability
 from models.judges.scored import ScoredJudge, SlotScore
+from models.torch_runtime import free_accelerator_memory, resolve_device
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class TransformersJudge(ScoredJudge):
@@ -78,12 +70,8 @@ class TransformersJudge(ScoredJudge):
     def unload(self) -> None:
         if self._model is None:
             return
-        import torch
-
         self._model = self._tokenizer = None
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        free_accelerator_memory()
 
     def slot_a_probabilities(self, prompts: Sequence[str]) -> list[SlotScore]:
         """P(slot A) per prompt from the next-token distribution; an error object where it cannot be read."""

@@ -23,7 +23,6 @@ behind ``OpenAICompatibleJudge`` is the other way.
 from __future__ import annotations
 
 import copy
-import gc
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from typing import Any
 from models.judges.prompting import VerdictParseError, verdict_probability
 from models.judges.scored import ScoredJudge, SlotScore
 from models.judges.transformers_judge import verdict_token_ids
+from models.torch_runtime import free_accelerator_memory
 
 log = logging.getLogger(__name__)
 
@@ -147,11 +147,7 @@ class VLLMJudge(ScoredJudge):
             cleanup_dist_env_and_memory = None
         if cleanup_dist_env_and_memory is not None:
             cleanup_dist_env_and_memory()
-        gc.collect()
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        free_accelerator_memory()
 
     def sampling_params(self) -> Any:
         """Greedy, one token, with the verdict tokens' log-probs: the scoring request."""

@@ -8,7 +8,6 @@ sequence-classification model with ``num_labels=1`` works. Training text must be
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import math
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from typing import Any
 
 from labeling.schemas import AILabel, ChatMessage, Sample, render_prompt
 from models.base import AILabeler
+from models.torch_runtime import free_accelerator_memory, resolve_device
 
 # Weight files above this size are fingerprinted by their first bytes and size only, so that a
 # 14 GB model does not take a minute to get a version string. Trained checkpoints differ early.
@@ -88,7 +88,6 @@ class RewardModelLabeler(AILabeler):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from models.judges.transformers_judge import resolve_device
 
         self.device = resolve_device(self.device)
         tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
@@ -112,12 +111,8 @@ class RewardModelLabeler(AILabeler):
     def unload(self) -> None:
         if self._model is None:
             return
-        import torch
-
         self._model = self._tokenizer = None
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        free_accelerator_memory()
 
     def rewards(self, texts: Sequence[str]) -> list[float]:
         """The scalar reward of each formatted text."""
