@@ -6,7 +6,6 @@ Each task works on the whole audit set at once (a few thousand rows at a 5% audi
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any

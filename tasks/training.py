@@ -16,7 +16,8 @@ from prefect.cache_policies import NO_CACHE
 
 from models.training import config as recipes
 from models.training.data import load_preference_snapshot, snapshot_path, split_by_sample_id
-from models.training.gate import ACTIVE_LABELER, GateDecision, active_labeler_record, decide
+from models.factory import ACTIVE_LABELER
+from models.training.gate import GateDecision, active_labeler_record, decide
 from models.training.registry import ModelRecord, Registry
 from tasks import resources
 from tasks.events import emit_reward_model_promoted

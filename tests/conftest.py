@@ -31,15 +31,21 @@ def prefect_harness():
 
 
 @pytest.fixture
-def juryflow_env(tmp_path, monkeypatch):
-    """Isolated settings: a fresh data dir and store per test, no juryflow.yaml from the cwd."""
-    from tasks import resources
-
+def clean_env(tmp_path, monkeypatch):
+    """No JURYFLOW__ variables and no juryflow.yaml from the caller's environment."""
     for key in list(os.environ):
         if key.startswith("JURYFLOW__"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("JURYFLOW_CONFIG", str(tmp_path / "juryflow.yaml"))
-    monkeypatch.setenv("JURYFLOW__DATA_DIR", str(tmp_path / "data"))
+    return monkeypatch
+
+
+@pytest.fixture
+def juryflow_env(tmp_path, clean_env):
+    """Isolated settings: a fresh data dir and store per test."""
+    from tasks import resources
+
+    clean_env.setenv("JURYFLOW__DATA_DIR", str(tmp_path / "data"))
     resources.release_models()
     yield tmp_path
     resources.release_models()

@@ -8,14 +8,13 @@ labels by ``labeling.merge.resolve_human_labels``, the same rule ``juryflow huma
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from labeling.labelstudio.client import CHOICES, LS_TIME_FORMAT, PREFERENCE, REASON, TO_NAME, LabelStudioClient
-from labeling.schemas import AILabel, FinalLabel, HumanLabel, JudgeVerdict, LabelSource, QuarantineRecord
+from labeling.schemas import HumanLabel, QuarantineRecord
 
 # Re-read a few seconds before the watermark: a task saved while we listed may carry a slightly older
 # updated_at. Label writes are idempotent, so reading a task twice is harmless.

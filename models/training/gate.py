@@ -19,7 +19,6 @@ from pydantic import BaseModel
 from labeling.schemas import Choice, Sample, unit_hash
 from models.base import AILabeler
 
-from models.factory import ACTIVE_LABELER  # noqa: E402 - the record build_labeler reads
 CHANCE_ACCURACY = 0.5  # a labeler that does not exist is as good as a coin
 
 

@@ -1,4 +1,3 @@
-import os
 from pathlib import Path
 
 import pytest
@@ -6,15 +5,6 @@ import pytest
 from labeling.settings import SettingsError, load_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "juryflow.example.yaml"
-
-
-@pytest.fixture
-def clean_env(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.startswith("JURYFLOW__"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("JURYFLOW_CONFIG", str(tmp_path / "absent.yaml"))
-    return monkeypatch
 
 
 def test_example_config_loads(clean_env):

@@ -10,7 +10,6 @@ import shutil
 import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
