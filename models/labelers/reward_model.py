@@ -124,7 +124,7 @@ class RewardModelLabeler(AILabeler):
         for start in range(0, len(texts), step):
             batch = self._tokenizer(
                 list(texts[start : start + step]), return_tensors="pt", padding=True, truncation=True,
-                max_length=_max_length(self._model, self._tokenizer),
+                max_length=scoring_max_length(self._model, self._tokenizer),
             )
             batch = {k: v.to(self.device) for k, v in batch.items()}
             with torch.inference_mode():
@@ -150,7 +150,9 @@ class RewardModelLabeler(AILabeler):
         ]
 
 
-def _max_length(model: Any, tokenizer: Any) -> int:
+def scoring_max_length(model: Any, tokenizer: Any) -> int:
+    """Longest text the model scores: its position limit, or the length it was trained at
+    (``train_reward_model`` saves that as the tokenizer's ``model_max_length``)."""
     limits = [getattr(model.config, "max_position_embeddings", None), tokenizer.model_max_length]
     return min(int(x) for x in limits if x and x < 10**8)
 

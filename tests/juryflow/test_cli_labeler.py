@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from juryflow.cli_labeler import app
@@ -51,3 +53,24 @@ def test_fit_from_store_uses_human_labels_only(juryflow_env: Path) -> None:
     result = CliRunner().invoke(app, ["fit", "--from-store", "--holdout", "0", "--out", str(out)], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert json.loads((out / "embedding_head.json").read_text())["fit"]["n_train"] == 30
+
+
+@pytest.mark.slow
+def test_fit_cross_encoder_trains_a_reward_model_labeler(juryflow_env: Path) -> None:
+    from tests.models.training.conftest import RECIPES
+
+    data = write_jsonl(generate(150, seed=6), juryflow_env / "pairs.jsonl")
+    out = juryflow_env / "xenc"
+    args = ["fit", "--kind", "cross-encoder", "--data", str(data), "--out", str(out),
+            "--recipe", str(RECIPES / "test" / "labeler_cross_encoder.yaml")]  # fmt: skip
+    result = CliRunner().invoke(app, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert (out / "config.json").is_file() and "backend: reward_model" in result.output
+    held = re.search(r"held out (\d+) pairs: accuracy ([0-9.]+)", result.output)
+    assert held and int(held.group(1)) > 10 and float(held.group(2)) >= 0.8, result.output
+
+
+def test_fit_rejects_an_unknown_kind(juryflow_env: Path) -> None:
+    data = write_jsonl(generate(20, seed=5), juryflow_env / "pairs.jsonl")
+    result = CliRunner().invoke(app, ["fit", "--data", str(data), "--kind", "svm"])
+    assert result.exit_code == 2 and "embedding or cross-encoder" in result.output

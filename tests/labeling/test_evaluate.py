@@ -84,6 +84,38 @@ def test_cli_evaluate_end_to_end(tmp_path, monkeypatch) -> None:
     assert {"random", "fixed_threshold", "guaranteed"} <= set(report["cost_quality"])
 
 
+@pytest.mark.slow
+def test_cli_evaluate_with_cross_encoder_folds(tmp_path, monkeypatch) -> None:
+    """Each fold fine-tunes its own cross-encoder (RewardTrainer) and labels the unseen fold."""
+    from juryflow.cli_evaluate import app
+    from labeling.synthetic import generate, write_jsonl
+    from tests.models.training.conftest import RECIPES
+
+    monkeypatch.setenv("JURYFLOW_CONFIG", str(tmp_path / "none.yaml"))
+    data = write_jsonl(generate(160, seed=4, hard_fraction=0.2), tmp_path / "labeled.jsonl")
+    root = typer.Typer()
+    root.add_typer(app)
+    out = tmp_path / "eval"
+    args = ["evaluate", "--data", str(data), "--folds", "2", "--splits", "20", "--out", str(out),
+            "--labeler", "cross-encoder", "--recipe", str(RECIPES / "test" / "labeler_cross_encoder.yaml")]  # fmt: skip
+    result = CliRunner().invoke(root, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["labeler"] == "cross-encoder" and report["n_samples"] == 160
+    assert report["labeler_accuracy"]["top_50pct"] >= 0.8  # learned out of fold, not memorised
+    oof = [json.loads(line) for line in (out / "out_of_fold.jsonl").read_text().splitlines()]
+    assert len(oof) == 160 and all(0.0 <= r["p_a"] <= 1.0 for r in oof)
+
+
+def test_cli_evaluate_rejects_unknown_labeler(tmp_path) -> None:
+    from juryflow.cli_evaluate import app
+
+    root = typer.Typer()
+    root.add_typer(app)
+    result = CliRunner().invoke(root, ["evaluate", "--data", str(tmp_path), "--labeler", "bm25"])
+    assert result.exit_code == 2 and "embedding, cross-encoder" in result.output
+
+
 def test_cli_evaluate_missing_file(tmp_path) -> None:
     from juryflow.cli_evaluate import app
 
