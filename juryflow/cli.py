@@ -156,3 +156,7 @@ def status() -> None:
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+if __name__ == "__main__":  # python -m juryflow.cli, where the console script is not on PATH
+    main()

@@ -5,41 +5,16 @@ juryflow evaluate --data ../shared/data/hh-rlhf-harmless-dev.jsonl.gz --folds 5 
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 app = typer.Typer(help="Evaluate routing cost against quality on a labeled file.")
 console = Console()
-
-
-def publish_report_artifacts(report: dict[str, Any]) -> bool:
-    """Publish the report and plot as Prefect artifacts when called inside a flow run."""
-    from prefect.artifacts import create_image_artifact, create_markdown_artifact
-    from prefect.context import FlowRunContext
-
-    if FlowRunContext.get() is None:
-        return False
-    g = report["guarantee"]
-    figures = json.dumps({k: v for k, v in report.items() if k != "cost_quality"}, indent=1)
-    create_markdown_artifact(
-        key="routing-evaluation",
-        markdown=(
-            f"## Routing evaluation ({report['n_samples']} samples)\n\n"
-            f"alpha {g['alpha']}, delta {g['delta']}: coverage {g['mean_coverage']:.1%}, "
-            f"auto-label agreement {g['mean_auto_agreement']}, violation rate {g['violation_rate']:.1%} "
-            f"over {g['n_splits']} splits\n\n```json\n{figures}\n```"
-        ),
-    )
-    create_image_artifact(image_url=Path(report["plot"]).resolve().as_uri(), key="routing-cost-quality")
-    return True
 
 
 @app.command("evaluate")
@@ -61,74 +36,51 @@ def evaluate(
     recipe: Annotated[Path, typer.Option(help="reward-model recipe for --labeler cross-encoder")] = Path(
         "recipes/labeler_cross_encoder.yaml"
     ),
+    scores: Annotated[
+        Path | None,
+        typer.Option(help="reuse an earlier run's out_of_fold.jsonl instead of fitting (e.g. to try another alpha)"),
+    ] = None,
 ) -> None:
-    """Cost-quality curves (random, fixed threshold, guaranteed) and the guarantee check over splits."""
+    """Cost-quality curves (random, fixed threshold, guaranteed) and the guarantee check over splits.
+
+    Runs the ``evaluate-routing`` flow, so the report and plot are also Prefect artifacts.
+    """
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from labeling.evaluate import LABELER_KINDS, build_report, out_of_fold_p_a
-    from labeling.ingest import load_records, parse_records
-    from labeling.settings import load_settings
+    from labeling.evaluate import LABELER_KINDS
 
-    cfg = load_settings()
-    r = cfg.routing
     if labeler not in LABELER_KINDS:
-        console.print(f"[red]--labeler {labeler!r}: use one of {', '.join(LABELER_KINDS)}[/red]")
-        raise typer.Exit(2)
-    if labeler == "cross-encoder" and not recipe.is_file():
-        console.print(
-            f"[red]--recipe {recipe} does not exist: pass recipes/labeler_cross_encoder.yaml or your own[/red]"
-        )
-        raise typer.Exit(2)
+        _fail(f"--labeler {labeler!r}: use one of {', '.join(LABELER_KINDS)}")
+    if labeler == "cross-encoder" and scores is None and not recipe.is_file():
+        _fail(f"--recipe {recipe} does not exist: pass recipes/labeler_cross_encoder.yaml or your own")
     if not data.exists():
-        console.print(f"[red]--data {data} does not exist: pass a labeled JSONL/Parquet file[/red]")
-        raise typer.Exit(2)
-    samples, problems = parse_records(load_records(data), cfg.ingest)
-    for p in problems[:10]:
-        console.print(f"[yellow]skipped: {p.message}[/yellow]")
-    samples = [s for s in samples if s.reference_label is not None]
-    if len(samples) < 2 * folds:
-        console.print(
-            f"[red]{data} has {len(samples)} labeled samples: need at least {2 * folds} for {folds} folds[/red]"
-        )
-        raise typer.Exit(2)
-    console.print(f"{len(samples)} labeled samples ({len(problems)} rows skipped) from {data}")
+        _fail(f"--data {data} does not exist: pass a labeled JSONL/Parquet file")
+    if scores is not None and not scores.is_file():
+        _fail(f"--scores {scores} does not exist: pass the out_of_fold.jsonl of an earlier run")
+    if folds < 2:
+        _fail(f"--folds {folds}: use 2 or more, so no sample is scored by a labeler fitted on it")
 
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="juryflow-eval-") as work, Progress(console=console) as progress:
-        bar = progress.add_task(f"fitting {labeler} labelers (cross-validation)", total=folds)
-        p_a = out_of_fold_p_a(
-            samples,
-            folds,
-            Path(work),
-            progress=lambda done, _: progress.update(bar, completed=done),
-            labeler=labeler,
-            recipe=recipe,
-        )
-    report = build_report(
-        samples,
-        p_a,
-        alpha=alpha if alpha is not None else r.alpha,
-        delta=delta if delta is not None else r.delta,
-        n_splits=splits,
-        calibration_share=calibration_share,
-        min_calibration_size=r.min_calibration_size,
-        method=r.calibration_method,
-        out_dir=out,
-    )
-    report.update(
-        {
-            "data": str(data),
-            "folds": folds,
-            "labeler": labeler,
-            "calibration_method": r.calibration_method,
-            "skipped_rows": len(problems),
-        }
-    )
-    (out / "report.json").write_text(json.dumps(report, indent=1))
-    with (out / "out_of_fold.jsonl").open("w") as fh:  # re-analyse without re-encoding
-        for s, p in zip(samples, p_a, strict=True):
-            fh.write(json.dumps({"sample_id": s.sample_id, "p_a": float(p), "reference": s.reference_label}) + "\n")
-    publish_report_artifacts(report)
+    from flows.evaluate_routing import evaluate_routing
+
+    if labeler == "cross-encoder" and scores is None:
+        console.print(f"fine-tuning {folds} cross-encoders, one per fold: minutes each on a CPU")
+    try:
+        report = evaluate_routing(
+            data=str(data), out=str(out), folds=folds, splits=splits, calibration_share=calibration_share,
+            alpha=alpha, delta=delta, labeler=labeler, recipe=str(recipe),
+            scores=None if scores is None else str(scores),
+        )  # fmt: skip
+    except ValueError as exc:  # bad data or scores: the message names the sample and the field
+        _fail(str(exc))
+    if report["skipped_rows"]:
+        console.print(f"[yellow]{report['skipped_rows']} rows of {data} were skipped (see the flow's log)[/yellow]")
+    if scores is not None:
+        console.print(f"reusing out-of-fold p_a of the {report['labeler']} labeler from {scores}")
     _print_summary(report, out)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]{message}[/red]")
+    raise typer.Exit(2)
 
 
 def _print_summary(report: dict[str, Any], out: Path) -> None:

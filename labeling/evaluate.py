@@ -17,6 +17,7 @@ judge agreed, so it measures the labeler stage of the cascade.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from labeling.guarantee import guaranteed_threshold
 from labeling.routing import RoutingPolicy, route_after_labeler
 from labeling.schemas import AILabel, Sample, unit_hash
 
+COVERAGE_GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 ALPHA_SWEEP = (0.10, 0.14, 0.18, 0.22, 0.26, 0.28, 0.30, 0.34, 0.38, 0.42)
 
 
@@ -75,6 +77,8 @@ def out_of_fold_p_a(
     missing = [s.sample_id for s in samples if s.reference_label is None]
     if missing:
         raise ValueError(f"samples {missing[:5]} have no reference label: evaluate needs a labeled file")
+    if len(samples) < 2 * folds:
+        raise ValueError(f"{len(samples)} labeled samples: need at least {2 * folds} for {folds} folds")
     fit_and_load = _embedding_fold_fitter() if labeler == "embedding" else _cross_encoder_fold_fitter(recipe)
     assign = np.array([fold_of(s.sample_id, folds) for s in samples])
     p_a = np.full(len(samples), np.nan)
@@ -118,6 +122,35 @@ def _cross_encoder_fold_fitter(recipe: str | Path | None) -> Any:
         return RewardModelLabeler(fold_dir / "model", device="auto")
 
     return fit
+
+
+def write_out_of_fold(path: Path, samples: Sequence[Sample], p_a: np.ndarray, labeler: str) -> Path:
+    with path.open("w", encoding="utf-8") as fh:
+        for s, p in zip(samples, p_a, strict=True):
+            row = {"sample_id": s.sample_id, "p_a": float(p), "reference": s.reference_label, "labeler": labeler}
+            fh.write(json.dumps(row) + "\n")
+    return path
+
+
+def read_out_of_fold(path: Path, samples: Sequence[Sample]) -> tuple[np.ndarray, str]:
+    """(p_a in ``samples`` order, labeler kind) from a ``write_out_of_fold`` file; every sample
+    needs a score, and the file's reference labels must match the data's (same file, same parse)."""
+    rows = {}
+    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        row = json.loads(line)
+        if not isinstance(row.get("p_a"), float) or not 0.0 <= row["p_a"] <= 1.0:
+            raise ValueError(
+                f"line {line_no} (sample {row.get('sample_id')!r}): field 'p_a' must be a number in [0, 1]"
+            )
+        rows[row["sample_id"]] = row
+    missing = [s.sample_id for s in samples if s.sample_id not in rows]
+    if missing:
+        raise ValueError(f"no score for {len(missing)} samples of --data, e.g. {missing[:3]}: score the same file")
+    changed = [s.sample_id for s in samples if rows[s.sample_id]["reference"] != s.reference_label]
+    if changed:
+        raise ValueError(f"reference labels differ for {len(changed)} samples, e.g. {changed[:3]}: score the same file")
+    kinds = {rows[s.sample_id].get("labeler", "embedding") for s in samples}
+    return np.array([rows[s.sample_id]["p_a"] for s in samples]), "+".join(sorted(kinds))
 
 
 def as_labels(sample_ids: Sequence[str], p_a: np.ndarray) -> list[AILabel]:
@@ -228,7 +261,7 @@ def top_share_accuracy(
 ) -> dict[str, float]:
     correct = (p_a >= 0.5) == prefers_a
     order = np.argsort(-confidence_of(p_a), kind="stable")
-    return {f"top_{int(s * 100)}pct": float(correct[order[: max(1, int(s * len(order)))]].mean()) for s in shares}
+    return {f"top_{round(s * 100)}pct": float(correct[order[: max(1, int(s * len(order)))]].mean()) for s in shares}
 
 
 def plot_cost_quality(report: dict[str, Any], path: Path) -> Path:
@@ -297,6 +330,13 @@ def build_report(
     report = {
         "n_samples": len(samples),
         "labeler_accuracy": top_share_accuracy(p_a, prefers_a),
+        # (coverage, accuracy) pairs: agreement on the most confident share of samples, raw order.
+        "coverage_accuracy": [
+            {"coverage": share, "accuracy": acc}
+            for share, acc in zip(
+                COVERAGE_GRID, top_share_accuracy(p_a, prefers_a, COVERAGE_GRID).values(), strict=True
+            )
+        ],
         "ece_raw_all": expected_calibration_error(confidence_of(p_a), correct),
         "guarantee": configured,
         # The procedure on every sample at once: the threshold (or the audit labels still

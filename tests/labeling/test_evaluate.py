@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +14,20 @@ import typer
 from typer.testing import CliRunner
 
 from labeling.evaluate import as_labels, auto_accepted, cost_quality_curves, final_agreement, fold_of, guarantee_splits
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """`juryflow ...` in its own process, as a user runs it, against the test harness's Prefect API.
+
+    A separate process also keeps Prefect's log handlers off CliRunner's short-lived streams.
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "juryflow.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout, check=False)
 
 
 def synthetic_scores(n: int, seed: int) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -59,19 +77,13 @@ def test_random_routing_curve_is_linear_in_human_share() -> None:
 
 
 @pytest.mark.slow
-def test_cli_evaluate_end_to_end(tmp_path, monkeypatch) -> None:
-    from juryflow.cli_evaluate import app
+def test_cli_evaluate_end_to_end(tmp_path, clean_env, prefect_harness) -> None:
     from labeling.synthetic import generate, write_jsonl
 
-    monkeypatch.setenv("JURYFLOW_CONFIG", str(tmp_path / "none.yaml"))
     data = write_jsonl(generate(300, seed=3, hard_fraction=0.3), tmp_path / "labeled.jsonl")
-    root = typer.Typer()
-    root.add_typer(app)
     out = tmp_path / "eval"
-    result = CliRunner().invoke(
-        root, ["evaluate", "--data", str(data), "--folds", "3", "--splits", "30", "--out", str(out)]
-    )
-    assert result.exit_code == 0, result.output
+    result = run_cli("evaluate", "--data", str(data), "--folds", "3", "--splits", "30", "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["n_samples"] == 300
     g = report["guarantee"]
@@ -79,32 +91,51 @@ def test_cli_evaluate_end_to_end(tmp_path, monkeypatch) -> None:
     assert g["share_with_threshold"] > 0.5 and g["mean_coverage"] > 0.3  # the signal is learnable
     assert g["violation_rate"] <= 0.1 + 0.15
     assert report["labeler_accuracy"]["top_30pct"] > 0.8
+    curve = report["coverage_accuracy"]
+    assert [p["coverage"] for p in curve][-1] == 1.0 and curve[0]["accuracy"] >= curve[-1]["accuracy"]
     for key in ("plot", "reliability_plot"):
         assert open(report[key], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert {"random", "fixed_threshold", "guaranteed"} <= set(report["cost_quality"])
+    # The CLI ran the evaluate-routing flow, which published the report and plot as artifacts.
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        runs = {r.id: r for r in client.read_flow_runs()}
+        arts = [a for a in client.read_artifacts() if a.key in ("routing-evaluation", "routing-cost-quality")]
+    ours = [a for a in arts if a.flow_run_id in runs and runs[a.flow_run_id].parameters.get("out") == str(out)]
+    assert {a.key for a in ours} == {"routing-evaluation", "routing-cost-quality"}
 
 
 @pytest.mark.slow
-def test_cli_evaluate_with_cross_encoder_folds(tmp_path, monkeypatch) -> None:
+def test_cli_evaluate_with_cross_encoder_folds(tmp_path, clean_env, prefect_harness) -> None:
     """Each fold fine-tunes its own cross-encoder (RewardTrainer) and labels the unseen fold."""
-    from juryflow.cli_evaluate import app
     from labeling.synthetic import generate, write_jsonl
     from tests.models.training.conftest import RECIPES
 
-    monkeypatch.setenv("JURYFLOW_CONFIG", str(tmp_path / "none.yaml"))
     data = write_jsonl(generate(160, seed=4, hard_fraction=0.2), tmp_path / "labeled.jsonl")
-    root = typer.Typer()
-    root.add_typer(app)
     out = tmp_path / "eval"
     args = ["evaluate", "--data", str(data), "--folds", "2", "--splits", "20", "--out", str(out),
             "--labeler", "cross-encoder", "--recipe", str(RECIPES / "test" / "labeler_cross_encoder.yaml")]  # fmt: skip
-    result = CliRunner().invoke(root, args)
-    assert result.exit_code == 0, result.output
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["labeler"] == "cross-encoder" and report["n_samples"] == 160
     assert report["labeler_accuracy"]["top_50pct"] >= 0.8  # learned out of fold, not memorised
     oof = [json.loads(line) for line in (out / "out_of_fold.jsonl").read_text().splitlines()]
     assert len(oof) == 160 and all(0.0 <= r["p_a"] <= 1.0 for r in oof)
+
+    # --scores re-analyses the same out-of-fold p_a at another alpha without refitting.
+    again = tmp_path / "again"
+    args = ["evaluate", "--data", str(data), "--scores", str(out / "out_of_fold.jsonl"), "--alpha", "0.1",
+            "--splits", "20", "--out", str(again)]  # fmt: skip
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "reusing out-of-fold p_a of the cross-encoder labeler" in result.stdout
+    reused = json.loads((again / "report.json").read_text())
+    assert reused["labeler_accuracy"] == report["labeler_accuracy"] and reused["guarantee"]["alpha"] == 0.1
+    other = write_jsonl(generate(20, seed=9), tmp_path / "other.jsonl")
+    result = run_cli("evaluate", "--data", str(other), "--scores", str(out / "out_of_fold.jsonl"))
+    assert result.returncode == 2 and "no score for 20 samples" in result.stdout
 
 
 def test_cli_evaluate_rejects_unknown_labeler(tmp_path) -> None:
@@ -129,9 +160,9 @@ def test_cli_evaluate_missing_file(tmp_path) -> None:
 def test_report_is_published_inside_a_flow(tmp_path, prefect_harness) -> None:
     from prefect import flow
 
-    from juryflow.cli_evaluate import publish_report_artifacts
     from labeling.evaluate import build_report
     from labeling.schemas import Sample
+    from tasks.evaluation import publish_report_artifacts
 
     ids, p_a, prefers_a = synthetic_scores(400, 2)
     samples = [

@@ -1,0 +1,107 @@
+"""Tasks of the ``evaluate-routing`` flow: out-of-fold scores, the report, its artifacts.
+
+The data path and output directory are strings so that a deployment can pass them as
+parameters; scoring is one task because each fold's labeler is fitted and used in one place.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_image_artifact, create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+
+from labeling.schemas import Sample
+
+
+@task(name="load-labeled-samples", cache_policy=NO_CACHE)
+def load_labeled_samples(data: str) -> tuple[list[Sample], list[str]]:
+    """Samples with a reference label (the replay's human oracle) and the messages of skipped rows."""
+    from labeling.ingest import load_records, parse_records
+    from labeling.settings import load_settings
+
+    samples, problems = parse_records(load_records(Path(data)), load_settings().ingest)
+    return [s for s in samples if s.reference_label is not None], [p.message for p in problems]
+
+
+@task(name="score-out-of-fold", cache_policy=NO_CACHE)
+def score_out_of_fold(
+    samples: list[Sample], folds: int, labeler: str, recipe: str | None, scores: str | None
+) -> tuple[list[float], str]:
+    """(p_a per sample, labeler kind): fitted per fold, or read back from an earlier run."""
+    from labeling.evaluate import out_of_fold_p_a, read_out_of_fold
+
+    if scores is not None:
+        p_a, labeler = read_out_of_fold(Path(scores), samples)
+        return p_a.tolist(), labeler
+    with tempfile.TemporaryDirectory(prefix="juryflow-eval-") as work:
+        p_a = out_of_fold_p_a(samples, folds, Path(work), labeler=labeler, recipe=recipe)
+    return p_a.tolist(), labeler
+
+
+@task(name="build-routing-report", cache_policy=NO_CACHE)
+def build_routing_report(samples: list[Sample], p_a: list[float], options: dict[str, Any], out: str) -> dict[str, Any]:
+    """The report (curves, guarantee check, plots) written to ``out``, with the out-of-fold scores.
+
+    ``options`` are the run's own (data, folds, labeler, splits, calibration_share, skipped_rows);
+    alpha and delta default to ``routing.alpha`` / ``routing.delta`` from the settings.
+    """
+    import numpy as np
+
+    from labeling.evaluate import build_report, write_out_of_fold
+    from labeling.settings import load_settings
+
+    routing = load_settings().routing
+    settings = {
+        **options,
+        "alpha": routing.alpha if options.get("alpha") is None else options["alpha"],
+        "delta": routing.delta if options.get("delta") is None else options["delta"],
+        "min_calibration_size": routing.min_calibration_size,
+        "calibration_method": routing.calibration_method,
+    }
+    out_dir = Path(out)
+    scores = np.asarray(p_a, dtype=float)
+    report = build_report(
+        samples,
+        scores,
+        alpha=settings["alpha"],
+        delta=settings["delta"],
+        n_splits=settings["splits"],
+        calibration_share=settings["calibration_share"],
+        min_calibration_size=settings["min_calibration_size"],
+        method=settings["calibration_method"],
+        out_dir=out_dir,
+    )
+    report.update({k: settings[k] for k in ("data", "folds", "labeler", "calibration_method", "skipped_rows")})
+    (out_dir / "report.json").write_text(json.dumps(report, indent=1))
+    write_out_of_fold(out_dir / "out_of_fold.jsonl", samples, scores, settings["labeler"])
+    return report
+
+
+@task(name="publish-routing-report", cache_policy=NO_CACHE)
+def publish_routing_report(report: dict[str, Any]) -> bool:
+    return publish_report_artifacts(report)
+
+
+def publish_report_artifacts(report: dict[str, Any]) -> bool:
+    """Publish the report and its plot as Prefect artifacts; False outside a flow run."""
+    if FlowRunContext.get() is None:
+        return False
+    g = report["guarantee"]
+    figures = json.dumps({k: v for k, v in report.items() if k != "cost_quality"}, indent=1)
+    create_markdown_artifact(
+        key="routing-evaluation",
+        markdown=(
+            f"## Routing evaluation ({report['n_samples']} samples, {report.get('labeler', 'embedding')} labeler)\n\n"
+            f"alpha {g['alpha']}, delta {g['delta']}: coverage {g['mean_coverage']:.1%}, "
+            f"auto-label agreement {g['mean_auto_agreement']}, violation rate {g['violation_rate']:.1%} "
+            f"over {g['n_splits']} splits\n\n```json\n{figures}\n```"
+        ),
+    )
+    create_image_artifact(image_url=Path(report["plot"]).resolve().as_uri(), key="routing-cost-quality")
+    return True
