@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,8 +113,28 @@ def export_snapshot(store: Store, out_root: Path, routing: dict[str, Any]) -> Sn
             staging.rename(final)
         except OSError:  # another process exported the same rows first; theirs is identical
             shutil.rmtree(staging, ignore_errors=True)
+    remove_stale_staging(out_root)
     store.record_snapshot(snapshot_id, snapshot.n_rows, snapshot.counts_by_source, str(final), created_at=started)
     return snapshot
+
+
+# A staging directory older than this belongs to an export that was killed: no export of one
+# snapshot takes an hour, and a younger one may be another worker's write in progress.
+STALE_STAGING_SECONDS = 3600
+
+
+def remove_stale_staging(out_root: Path, max_age_s: float = STALE_STAGING_SECONDS) -> list[Path]:
+    """Delete staging directories that killed exports left behind; returns what was removed."""
+    now = time.time()
+    removed = []
+    for path in out_root.glob(".*.tmp"):
+        try:
+            if path.is_dir() and now - path.stat().st_mtime > max_age_s:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        except FileNotFoundError:  # another process removed or renamed it meanwhile
+            continue
+    return removed
 
 
 def load_snapshot(path: str | Path) -> datasets.Dataset:

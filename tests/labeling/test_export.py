@@ -78,3 +78,20 @@ def test_empty_store_exports_an_empty_snapshot(tmp_path: Path) -> None:
     st = Store(f"sqlite:///{tmp_path / 'juryflow.db'}")
     snap = export_snapshot(st, tmp_path / "snaps", {})
     assert snap.n_rows == 0 and load_snapshot(snap.path / "dataset").column_names == list(COLUMNS)
+
+
+def test_staging_left_by_a_killed_export_is_swept(tmp_path: Path) -> None:
+    import os
+    import time
+
+    st = labeled_store(tmp_path)
+    snaps = tmp_path / "snaps"
+    stale, fresh = snaps / ".deadbeef.4242.tmp", snaps / ".cafe.4343.tmp"
+    for path in (stale, fresh):
+        (path / "dataset").mkdir(parents=True)
+    an_hour_ago = time.time() - 2 * 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    snap = export_snapshot(st, snaps, ROUTING)
+    # The killed export's directory goes; a young one may be another worker mid-write and stays.
+    assert not stale.exists() and fresh.is_dir()
+    assert sorted(p.name for p in snaps.iterdir()) == sorted([snap.snapshot_id, fresh.name])
