@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 from labeling.drift import latest_drift_alarm
-from labeling.guarantee import load_active_thresholds
+from labeling.guarantee import ACTIVE_KEY, THRESHOLDS_RECORD_KIND, load_active_thresholds
 from labeling.labelstudio.agreement import agreement_report, agreement_table
 from labeling.settings import Settings
 from labeling.store import Store
+
+
+def calibration_note(record: dict, cfg: Settings) -> str:
+    """ECE before/after calibration, on how many audits, and where the reliability diagram is."""
+
+    def fmt(x: object) -> str:
+        return "n/a" if x is None else f"{float(x):.3f}"  # type: ignore[arg-type]
+
+    method = (record.get("calibrator") or {}).get("method", cfg.routing.calibration_method)
+    note = (
+        f"calibration ({method}, {record.get('n_audit', 0)} audit labels, labeler {record.get('labeler_version')}): "
+        f"ECE raw {fmt(record.get('ece_raw'))}, calibrated {fmt(record.get('ece_calibrated'))}"
+    )
+    plot = record.get("reliability_plot")
+    return note + (f"; reliability diagram {plot}" if plot else "; no reliability diagram (too few audits)")
 
 
 def collect_status(cfg: Settings, store: Store | None = None) -> dict:
@@ -30,6 +45,7 @@ def collect_status(cfg: Settings, store: Store | None = None) -> dict:
         )
     else:
         notes.append(f"routing guarantee (alpha={active.alpha}, delta={active.delta}): {active.status}")
+        notes.append(calibration_note(store.get_record(THRESHOLDS_RECORD_KIND, ACTIVE_KEY) or {}, cfg))
     alarm = latest_drift_alarm(store)
     if alarm is not None and alarm.get("fired"):
         notes.append(f"[bold red]drift[/bold red]: {alarm.get('message', alarm)}")

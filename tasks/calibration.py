@@ -206,5 +206,11 @@ def publish_calibration(fit: dict[str, Any]) -> dict[str, Any]:
         )
         create_image_artifact(image_url=png.resolve().as_uri(), key="routing-reliability", description=str(png))
         fit["reliability_plot"] = str(png)
+        # `juryflow status` shows where the diagram is, beside the ECE already in the record.
+        st = resources.store()
+        for key in (fit["version"], ACTIVE_KEY):
+            record = st.get_record(THRESHOLDS_RECORD_KIND, key)
+            if record is not None and record.get("version") == fit["version"]:
+                st.put_record(THRESHOLDS_RECORD_KIND, key, {**record, "reliability_plot": str(png)})
     fit.pop("calibration_sample_ids", None)
     return fit

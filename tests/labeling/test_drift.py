@@ -94,6 +94,13 @@ def test_recalibrate_flow_fits_then_raises_drift(juryflow_env, prefect_harness, 
     assert first["thresholds"]["ece_raw"] is not None
     assert Path(first["thresholds"]["reliability_plot"]).is_file()
     assert store.get_record("thresholds", active.version) is not None
+    # ECE and the reliability diagram are in `juryflow status` too, not only in artifacts.
+    from labeling.settings import load_settings
+    from labeling.status import collect_status
+
+    note = next(n for n in collect_status(load_settings(), store)["notes"] if n.startswith("calibration ("))
+    assert "300 audit labels" in note and f"ECE raw {first['thresholds']['ece_raw']:.3f}" in note
+    assert note.endswith(f"reliability diagram {first['thresholds']['reliability_plot']}")
 
     _seed_audits(store, 300, 150, error_rate=0.45, seed=1)  # the labeler degrades
     second = recalibrate()
