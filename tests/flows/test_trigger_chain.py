@@ -5,7 +5,9 @@ worker on the GPU pool, emits the event the way label_batch's task does, and wai
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -143,8 +145,9 @@ def _chain(prefect_server):
         client.update_deployment(deployment.id, DeploymentUpdate(parameters={"recipe": prefect_server["recipe"]}))
 
     worker_log = open(tmp / "worker.log", "w")  # noqa: SIM115 - closed below
+    # Its own process group: the worker starts flow runs as child processes, and all must go at the end.
     worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "juryflow-gpu", "--type", "process"],
-                              env=env, cwd=REPO, stdout=worker_log, stderr=subprocess.STDOUT)
+                              env=env, cwd=REPO, stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         snapshot_id = write_snapshot(Path(env["JURYFLOW__DATA_DIR"]) / "snapshots", preference_rows(300))
         # Emit from a fresh process, as label_batch's task does in a worker: this test process may hold
@@ -174,7 +177,14 @@ def _chain(prefect_server):
         follow = _wait_until(lambda: runs_of("finetune-policy"), 30, "the finetune-policy run the promotion triggers")
         assert follow[0].parameters["reward_model_version"] == promoted[0].version
     finally:
-        worker.terminate()
+        # A worker told to stop may still pick up the finetune-policy run the promotion queued and
+        # wait for it; the test is done with both, so a graceful stop gets 30 s, then the group is killed.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            worker.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):  # the worker, or flow runs it left behind
+            os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=30)
         worker_log.close()
 
