@@ -137,11 +137,17 @@ def read_out_of_fold(path: Path, samples: Sequence[Sample]) -> tuple[np.ndarray,
     needs a score, and the file's reference labels must match the data's (same file, same parse)."""
     rows = {}
     for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        row = json.loads(line)
-        if not isinstance(row.get("p_a"), float) or not 0.0 <= row["p_a"] <= 1.0:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
             raise ValueError(
-                f"line {line_no} (sample {row.get('sample_id')!r}): field 'p_a' must be a number in [0, 1]"
-            )
+                f"line {line_no} is not JSON ({exc.msg}): pass the out_of_fold.jsonl evaluate wrote"
+            ) from None
+        if not isinstance(row, dict) or not isinstance(row.get("sample_id"), str):
+            raise ValueError(f"line {line_no}: field 'sample_id' is missing or not a string")
+        p = row.get("p_a")
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"line {line_no} (sample {row['sample_id']!r}): field 'p_a' must be a number in [0, 1]")
         rows[row["sample_id"]] = row
     missing = [s.sample_id for s in samples if s.sample_id not in rows]
     if missing:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,29 @@ def test_guarantee_splits_hold_on_calibrated_stream() -> None:
     assert res["violation_rate"] <= 0.1 + 0.08  # delta, two binomial standard errors and the test noise
     assert 0.3 < res["mean_coverage"] < 0.8  # threshold near 0.6 on U(0.5, 1): ~80% at best
     assert res["mean_auto_agreement"] >= 0.78
+
+
+def test_out_of_fold_file_round_trips_and_bad_lines_are_named(tmp_path) -> None:
+    from labeling.evaluate import read_out_of_fold, write_out_of_fold
+    from labeling.schemas import Sample
+
+    samples = [Sample(sample_id=f"s{i}", prompt="q", response_a="a", response_b="b", reference_label="AB"[i % 2])
+               for i in range(4)]  # fmt: skip
+    path = write_out_of_fold(tmp_path / "oof.jsonl", samples, np.array([0.9, 0.2, 1.0, 0.5]), "embedding")
+    p_a, kind = read_out_of_fold(path, samples)
+    assert p_a.tolist() == [0.9, 0.2, 1.0, 0.5] and kind == "embedding"
+    lines = path.read_text().splitlines()
+    for bad, message in [
+        ('{"sample_id": "s1", "p_a": 1.5, "reference": "B"}', "line 2 (sample 's1'): field 'p_a'"),
+        ("not json", "line 2 is not JSON"),
+        ('{"p_a": 0.5}', "line 2: field 'sample_id'"),
+    ]:
+        (tmp_path / "bad.jsonl").write_text("\n".join([lines[0], bad, *lines[2:]]) + "\n")
+        with pytest.raises(ValueError, match=re.escape(message)):
+            read_out_of_fold(tmp_path / "bad.jsonl", samples)
+    flipped = [s.model_copy(update={"reference_label": "B"}) if s.sample_id == "s0" else s for s in samples]
+    with pytest.raises(ValueError, match="reference labels differ for 1 samples"):
+        read_out_of_fold(path, flipped)
 
 
 def test_random_routing_curve_is_linear_in_human_share() -> None:
