@@ -22,7 +22,7 @@ def evaluate(
     data: Annotated[
         Path, typer.Option("--data", help="labeled JSONL[.gz]/Parquet/datasets dir (reference labels = humans)")
     ],
-    folds: Annotated[int, typer.Option(help="cross-validation folds for the embedding head")] = 5,
+    folds: Annotated[int, typer.Option(help="cross-validation folds: each fold is scored by a labeler fitted on the others")] = 5,
     splits: Annotated[int, typer.Option(help="random calibration/test splits for the guarantee check")] = 100,
     out: Annotated[Path, typer.Option(help="directory for report.json and the PNG plots")] = Path("juryflow-eval"),
     calibration_share: Annotated[

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_image_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
@@ -26,6 +26,11 @@ def load_labeled_samples(data: str) -> tuple[list[Sample], list[str]]:
     from labeling.settings import load_settings
 
     samples, problems = parse_records(load_records(Path(data)), load_settings().ingest)
+    logger = get_run_logger()
+    for problem in problems[:20]:
+        logger.warning("skipped: %s", problem.message)
+    if len(problems) > 20:
+        logger.warning("... and %d more skipped rows", len(problems) - 20)
     return [s for s in samples if s.reference_label is not None], [p.message for p in problems]
 
 
