@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 # Statuses that mean the judge is misconfigured for every request (wrong key, model or URL).
-FATAL_STATUS = {401, 403, 404}
+# Statuses a retry cannot fix, with what to check.
+FATAL_STATUS = {401: "check judge.api_key", 403: "check judge.api_key", 404: "check judge.base_url and judge.model"}
 
 
 class JudgeServerError(RuntimeError):
@@ -180,13 +181,12 @@ class OpenAICompatibleJudge(ScoredJudge):
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _body(self, response: Any, attempt: int) -> dict[str, Any] | VerdictParseError:
-        detail = self._redact(response.text)[:300]
         status = response.status_code
         if status == 200:
             return response.json()
+        detail = self._redact(response.text)[:300]
         if status in FATAL_STATUS:
-            fix = {401: "check judge.api_key", 403: "check judge.api_key", 404: "check judge.base_url and judge.model"}
-            raise JudgeServerError(f"POST {self.completions_url} -> HTTP {status}: {detail} ({fix[status]})")
+            raise JudgeServerError(f"POST {self.completions_url} -> HTTP {status}: {detail} ({FATAL_STATUS[status]})")
         if status in RETRY_STATUS:
             raise JudgeServerError(
                 f"POST {self.completions_url} -> HTTP {status} after {attempt + 1} attempts: {detail}. "

@@ -67,7 +67,9 @@ class _Handler(BaseHTTPRequestHandler):
             if self.path != "/v1/completions":
                 return self._send(404, {"error": f"no route {self.path}"})
             if nth <= script.fail_first:
-                return self._send(script.fail_status, {"error": "overloaded, try again"})
+                # Like servers that quote a rejected key back: the judge must redact it from errors.
+                auth = self.headers.get("Authorization", "")
+                return self._send(script.fail_status, {"error": f"overloaded, try again (request auth: {auth})"})
             if "[too-long]" in body["prompt"]:
                 return self._send(400, {"error": "This model's maximum context length is 1024 tokens"})
             p = 0.8 if _slot_a_is_good(body["prompt"]) else 0.2
@@ -157,6 +159,7 @@ def test_secret_never_in_logs_errors_or_repr(server, constitution, caplog):
         judge.judge(_samples(1), constitution)
     assert script.auth_headers and all(h == f"Bearer {SECRET}" for h in script.auth_headers)  # it WAS sent
     assert caplog.records, "expected retry logs to check"
+    assert "[redacted judge.api_key]" in str(info.value)  # the server quoted the key; the judge redacted it
     for text in (caplog.text, str(info.value), repr(info.value), repr(judge), str(judge.__dict__)):
         assert SECRET not in text
 
