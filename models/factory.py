@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from labeling.settings import Settings
 from models.base import AILabeler, Judge
@@ -27,14 +28,18 @@ def active_labeler_record(settings: Settings) -> dict | None:
         store.close()
 
 
-def build_labeler(settings: Settings, active: dict | None = None) -> AILabeler | None:
+_UNREAD: Any = object()  # "the caller did not read the promotion record" (None = read: nothing promoted)
+
+
+def build_labeler(settings: Settings, active: dict | None = _UNREAD) -> AILabeler | None:
     """The AI labeler: a promoted reward model if the gate promoted one, else the configured one,
     else None (cold start: humans label first, and their labels train the first labeler).
 
-    ``active`` is the promotion record when the caller has already read it.
+    ``active`` is the promotion record (or None) when the caller has already read it.
     """
     cfg = settings.labeler
-    active = active if active is not None else active_labeler_record(settings)
+    if active is _UNREAD:
+        active = active_labeler_record(settings)
     if active is not None:
         # The loop closes here: each promoted reward model labels the next batch.
         from models.labelers.reward_model import RewardModelLabeler

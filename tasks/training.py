@@ -91,7 +91,7 @@ def gate_reward_model(record: ModelRecord, data: TrainingData) -> GateDecision:
     registry = Registry.from_settings(cfg)
     model_dir = registry.model_dir("reward_model", record.version)
     candidate = RewardModelLabeler(model_dir, batch_size=cfg.labeler.batch_size)
-    baseline = build_labeler(cfg)
+    baseline = build_labeler(cfg, store.get_record(*ACTIVE_LABELER))
     try:
         decision = decide(candidate, baseline, data.held_out, cfg.training.gate_margin)
     finally:
