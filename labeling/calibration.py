@@ -161,6 +161,11 @@ def expected_calibration_error(
     return float(sum(b["n"] / total * abs(b["accuracy"] - b["confidence"]) for b in bins))
 
 
+def reliability_plot_path(data_dir: str | Path, thresholds_version: str) -> Path:
+    """Where the recalibrate flow draws the reliability diagram of a thresholds version."""
+    return Path(data_dir) / "calibration" / f"reliability-{thresholds_version}.png"
+
+
 def plot_reliability(
     curves: dict[str, tuple[Sequence[float], Sequence[bool]]],
     path: str | Path,

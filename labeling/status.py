@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from labeling.calibration import reliability_plot_path
 from labeling.drift import latest_drift_alarm
-from labeling.guarantee import ACTIVE_KEY, THRESHOLDS_RECORD_KIND, load_active_thresholds
+from labeling.guarantee import ACTIVE_KEY, THRESHOLDS_RECORD_KIND, ActiveThresholds
 from labeling.labelstudio.agreement import agreement_report, agreement_table
 from labeling.settings import Settings
 from labeling.store import Store
@@ -20,8 +21,8 @@ def calibration_note(record: dict, cfg: Settings) -> str:
         f"calibration ({method}, {record.get('n_audit', 0)} audit labels, labeler {record.get('labeler_version')}): "
         f"ECE raw {fmt(record.get('ece_raw'))}, calibrated {fmt(record.get('ece_calibrated'))}"
     )
-    plot = record.get("reliability_plot")
-    return note + (f"; reliability diagram {plot}" if plot else "; no reliability diagram (too few audits)")
+    plot = reliability_plot_path(cfg.data_dir, str(record.get("version")))
+    return note + (f"; reliability diagram {plot}" if plot.is_file() else "; no reliability diagram (too few audits)")
 
 
 def collect_status(cfg: Settings, store: Store | None = None) -> dict:
@@ -37,7 +38,8 @@ def collect_status(cfg: Settings, store: Store | None = None) -> dict:
     pending = states.get("human_pending", 0)
     if pending:
         notes.append(f"{pending} samples await human review (Label Studio or `juryflow human import`).")
-    active = load_active_thresholds(store)
+    record = store.get_record(THRESHOLDS_RECORD_KIND, ACTIVE_KEY)
+    active = None if record is None else ActiveThresholds.from_record(record)
     if active is None:
         notes.append(
             f"routing: hand-set thresholds (high={cfg.routing.high}, low={cfg.routing.low}); no guaranteed calibration "
@@ -45,7 +47,7 @@ def collect_status(cfg: Settings, store: Store | None = None) -> dict:
         )
     else:
         notes.append(f"routing guarantee (alpha={active.alpha}, delta={active.delta}): {active.status}")
-        notes.append(calibration_note(store.get_record(THRESHOLDS_RECORD_KIND, ACTIVE_KEY) or {}, cfg))
+        notes.append(calibration_note(record or {}, cfg))
     alarm = latest_drift_alarm(store)
     if alarm is not None and alarm.get("fired"):
         notes.append(f"[bold red]drift[/bold red]: {alarm.get('message', alarm)}")

@@ -7,7 +7,6 @@ Each task works on the whole audit set at once (a few thousand rows at a 5% audi
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +14,13 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
-from labeling.calibration import confidence_of, expected_calibration_error, fit_calibrator, plot_reliability
+from labeling.calibration import (
+    confidence_of,
+    expected_calibration_error,
+    fit_calibrator,
+    plot_reliability,
+    reliability_plot_path,
+)
 from labeling.drift import DRIFT_RECORD_KIND, check_drift, record_drift_alarm
 from labeling.guarantee import ACTIVE_KEY, THRESHOLDS_RECORD_KIND, guaranteed_threshold
 from labeling.schemas import LabelSource, RouteReason, SampleState, content_hash
@@ -200,17 +205,11 @@ def publish_calibration(fit: dict[str, Any]) -> dict[str, Any]:
 
         cal = ConfidenceCalibrator.model_validate(fit["calibrator"])
         conf = np.array(inputs["conf"])
-        out = Path(resources.settings().data_dir) / "calibration" / f"reliability-{fit['version']}.png"
+        out = reliability_plot_path(resources.settings().data_dir, fit["version"])
         png = plot_reliability(
             {"raw": (conf, inputs["correct"]), "calibrated": (cal.calibrate_confidence(conf), inputs["correct"])}, out
         )
         create_image_artifact(image_url=png.resolve().as_uri(), key="routing-reliability", description=str(png))
         fit["reliability_plot"] = str(png)
-        # `juryflow status` shows where the diagram is, beside the ECE already in the record.
-        st = resources.store()
-        for key in (fit["version"], ACTIVE_KEY):
-            record = st.get_record(THRESHOLDS_RECORD_KIND, key)
-            if record is not None and record.get("version") == fit["version"]:
-                st.put_record(THRESHOLDS_RECORD_KIND, key, {**record, "reliability_plot": str(png)})
     fit.pop("calibration_sample_ids", None)
     return fit
