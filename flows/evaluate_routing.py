@@ -28,7 +28,7 @@ def evaluate_routing(
     samples, skipped = load_labeled_samples(data)
     p_a, labeler = score_out_of_fold(samples, folds, labeler, recipe, scores)
     options = {"data": data, "folds": folds, "labeler": labeler, "splits": splits, "alpha": alpha, "delta": delta,
-               "calibration_share": calibration_share, "skipped_rows": len(skipped)}  # fmt: skip
+               "calibration_share": calibration_share, "skipped_rows": skipped}  # fmt: skip
     report = build_routing_report(samples, p_a, options, out)
     publish_routing_report(report)
     return report

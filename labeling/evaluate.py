@@ -61,7 +61,6 @@ def out_of_fold_p_a(
     samples: Sequence[Sample],
     folds: int,
     work_dir: Path,
-    progress: Any = None,
     labeler: str = "embedding",
     recipe: str | Path | None = None,
 ) -> np.ndarray:
@@ -91,8 +90,6 @@ def out_of_fold_p_a(
         with fit_and_load(train, work_dir / f"fold-{k}") as fold_labeler:  # the production labeler, on unseen samples
             labels = fold_labeler.label([samples[i] for i in test_idx])
         p_a[test_idx] = [lab.p_a for lab in labels]
-        if progress is not None:
-            progress(k + 1, folds)
     return p_a
 
 
@@ -148,6 +145,8 @@ def read_out_of_fold(path: Path, samples: Sequence[Sample]) -> tuple[np.ndarray,
         p = row.get("p_a")
         if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
             raise ValueError(f"line {line_no} (sample {row['sample_id']!r}): field 'p_a' must be a number in [0, 1]")
+        if row.get("reference") not in ("A", "B"):
+            raise ValueError(f"line {line_no} (sample {row['sample_id']!r}): field 'reference' must be 'A' or 'B'")
         rows[row["sample_id"]] = row
     missing = [s.sample_id for s in samples if s.sample_id not in rows]
     if missing:

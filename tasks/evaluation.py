@@ -20,8 +20,8 @@ from labeling.schemas import Sample
 
 
 @task(name="load-labeled-samples", cache_policy=NO_CACHE)
-def load_labeled_samples(data: str) -> tuple[list[Sample], list[str]]:
-    """Samples with a reference label (the replay's human oracle) and the messages of skipped rows."""
+def load_labeled_samples(data: str) -> tuple[list[Sample], int]:
+    """Samples with a reference label (the replay's human oracle), and how many rows were skipped (logged)."""
     from labeling.ingest import load_records, parse_records
     from labeling.settings import load_settings
 
@@ -31,7 +31,7 @@ def load_labeled_samples(data: str) -> tuple[list[Sample], list[str]]:
         logger.warning("skipped: %s", problem.message)
     if len(problems) > 20:
         logger.warning("... and %d more skipped rows", len(problems) - 20)
-    return [s for s in samples if s.reference_label is not None], [p.message for p in problems]
+    return [s for s in samples if s.reference_label is not None], len(problems)
 
 
 @task(name="score-out-of-fold", cache_policy=NO_CACHE)
