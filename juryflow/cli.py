@@ -80,13 +80,10 @@ def generate(
 @app.command()
 def export() -> None:
     """Write a versioned snapshot of the merged labels (datasets dir + Parquet)."""
-    cfg = _settings()
-    from labeling.export import export_snapshot
-    from tasks import resources
+    _settings()  # fail early, with the settings' own message
+    from tasks.publish import export_dataset
 
-    st = resources.store(cfg)
-    policy = resources.routing_policy(cfg, st)
-    snap = export_snapshot(st, cfg.data_dir / "snapshots", {"high": policy.high, "low": policy.low, "audit_rate": policy.audit_rate})
+    snap = export_dataset.fn()  # the flow's export, outside a flow run: same thresholds recorded
     console.print(f"snapshot {snap.snapshot_id}: {snap.n_rows} rows at {snap.path}")
 
 
