@@ -90,10 +90,11 @@ def _write_demo_config(data_dir: Path, head_dir: Path) -> Path:
     """The demo's own settings file, so later commands see the same store and labeler."""
     import yaml
 
+    from labeling.labelstudio.server import write_private
+
     path = data_dir / "juryflow.yaml"
     settings = {"data_dir": str(data_dir), "labeler": {"backend": "embedding", "model_path": str(head_dir)}}
-    path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
-    path.chmod(0o600)  # Label Studio's token is added to it below
+    write_private(path, yaml.safe_dump(settings, sort_keys=False))  # Label Studio's token is added to it below
     return path
 
 

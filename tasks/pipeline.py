@@ -90,7 +90,8 @@ def judge_and_merge(sample_ids: list[str], critique: bool | None = None) -> dict
         return {"judged": 0, "accepted": 0, "escalated": 0, "reasons": {}}
     ids = [s.sample_id for s in todo]
     labels, first_routes = st.get_ai_labels(ids), st.get_routes(ids)
-    verdicts = resources.judge(cfg, critique).judge(todo, resources.constitution(cfg))
+    constitution = resources.constitution(cfg)
+    verdicts = resources.judge(cfg, critique).judge(todo, constitution)
     policy = resources.routing_policy(cfg, st, labels[ids[0]].labeler_version)
     routes, finals = [], []
     for sample, verdict in zip(todo, verdicts, strict=True):
@@ -102,7 +103,7 @@ def judge_and_merge(sample_ids: list[str], critique: bool | None = None) -> dict
         if route.accept_judge:
             finals.append(judge_final_label(label, verdict))
     if cfg.judge.critique_escalated and not cfg.judge.critique and critique is not True:
-        verdicts = _with_reviewer_critiques(cfg, todo, verdicts, routes)
+        verdicts = _with_reviewer_critiques(cfg, constitution, todo, verdicts, routes)
     with st.atomic():
         st.record_verdicts(verdicts)
         st.record_routes(routes, stage="judge")
@@ -115,7 +116,7 @@ def judge_and_merge(sample_ids: list[str], critique: bool | None = None) -> dict
     }
 
 
-def _with_reviewer_critiques(cfg, samples, verdicts, routes) -> list:
+def _with_reviewer_critiques(cfg, constitution, samples, verdicts, routes) -> list:
     """Attach per-principle critiques to the verdicts of samples going to humans.
 
     Routing has already decided on the verdict-mode scores; the critique is only text for
@@ -125,7 +126,7 @@ def _with_reviewer_critiques(cfg, samples, verdicts, routes) -> list:
     escalated = [i for i, route in enumerate(routes) if route.to_human]
     if not escalated:
         return verdicts
-    critiqued = resources.judge(cfg, critique=True).judge([samples[i] for i in escalated], resources.constitution(cfg))
+    critiqued = resources.judge(cfg, critique=True).judge([samples[i] for i in escalated], constitution)
     out = list(verdicts)
     for i, crit in zip(escalated, critiqued, strict=True):
         text = crit.critique if crit.parse_error is None else f"(no usable critique: {crit.parse_error})"

@@ -39,7 +39,7 @@ class LabelStudioServerError(RuntimeError):
     """The local Label Studio server could not be installed, started or reached."""
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Write a file only its owner can read (it holds secrets)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -104,7 +104,7 @@ class LabelStudioServer:
             "password": secrets.token_urlsafe(18),
             "token": secrets.token_hex(20),
         }
-        _write_private(self.credentials_path, json.dumps(creds, indent=2))
+        write_private(self.credentials_path, json.dumps(creds, indent=2))
         return creds
 
     @property
@@ -273,4 +273,4 @@ def record_in_settings_file(path: Path, url: str, token: str) -> None:
     data = data if isinstance(data, dict) else {}
     section = data.get("labelstudio") if isinstance(data.get("labelstudio"), dict) else {}
     data["labelstudio"] = {**section, "url": url, "api_key": token}
-    _write_private(path, yaml.safe_dump(data, sort_keys=False))
+    write_private(path, yaml.safe_dump(data, sort_keys=False))
