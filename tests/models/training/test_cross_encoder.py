@@ -65,8 +65,3 @@ def test_cross_encoder_is_trained_promoted_and_labels_the_next_batch(
         labels = labeler.label(samples)
     agree = sum(lab.preferred == ("A" if i % 2 else "B") for i, lab in enumerate(labels))
     assert agree / len(labels) >= 0.85
-    # Swapping A and B swaps the verdict: r(A) - r(B) is antisymmetric by construction.
-    swapped = [s.model_copy(update={"response_a": s.response_b, "response_b": s.response_a}) for s in samples[:8]]
-    with labeler:
-        back = labeler.label(swapped)
-    assert [round(b.p_a, 5) for b in back] == [round(1 - lab.p_a, 5) for lab in labels[:8]]
