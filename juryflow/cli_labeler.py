@@ -69,6 +69,9 @@ def fit(
     from labeling.settings import load_settings
     from models.labelers.embedding import fit_embedding_head, read_head
 
+    if kind not in ("embedding", "cross-encoder"):
+        console.print(f"[red]--kind {kind!r}: use embedding or cross-encoder[/red]")
+        raise typer.Exit(2)
     if data is None and not from_store:
         console.print("[red]nothing to fit on: pass --data FILE and/or --from-store[/red]")
         raise typer.Exit(2)
@@ -90,9 +93,6 @@ def fit(
     if kind == "cross-encoder":
         _fit_cross_encoder(train, held, out or load_settings().data_dir / "labeler-cross-encoder", recipe)
         return
-    if kind != "embedding":
-        console.print(f"[red]--kind {kind!r}: use embedding or cross-encoder[/red]")
-        raise typer.Exit(2)
     out_dir = out or load_settings().data_dir / "labeler"
     with console.status(f"encoding {len(samples)} pairs with MiniLM and fitting the head..."):
         path = fit_embedding_head(
@@ -123,13 +123,12 @@ def _fit_cross_encoder(
 ) -> None:
     from models.labelers.embedding import accuracy_at_coverage
     from models.labelers.reward_model import RewardModelLabeler
-    from models.training.config import RecipeError
     from models.training.reward import fit_reward_labeler
 
     console.print(f"fine-tuning the cross-encoder on {len(train)} pairs with {recipe} (minutes on a CPU)...")
     try:
         fit_reward_labeler(recipe, [s for s, _ in train], [y for _, y in train], out_dir)
-    except (RecipeError, ValueError) as exc:
+    except ValueError as exc:  # RecipeError and SnapshotError included
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     if held:

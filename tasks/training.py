@@ -14,15 +14,14 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from models.factory import ACTIVE_LABELER
 from models.training import config as recipes
 from models.training.data import load_preference_snapshot, snapshot_path, split_by_sample_id
-from models.factory import ACTIVE_LABELER
 from models.training.gate import GateDecision, active_labeler_record, decide
 from models.training.registry import ModelRecord, Registry
 from tasks import resources
 from tasks.events import emit_reward_model_promoted
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 POLICY_ALGORITHMS = ("ppo", "dpo", "rloo", "grpo")
 
 
@@ -37,24 +36,16 @@ class TrainingData:
     held_out: Any
 
 
-def resolve_recipe(recipe: str) -> Path:
-    """A recipe path as given, or relative to the repository (deployments run from anywhere)."""
-    path = Path(recipe)
-    if not path.is_file() and (REPO_ROOT / recipe).is_file():
-        path = REPO_ROOT / recipe
-    return path
-
-
 @task(name="prepare-training-data", cache_policy=NO_CACHE)
-def prepare_training_data(snapshot_id: str, recipe: str, stage: str, version: str | None = None) -> TrainingData:
+def prepare_training_data(snapshot_id: str, recipe: str, stage: str) -> TrainingData:
     """Recipe + snapshot, checked (size, columns, split) before any model is loaded."""
     cfg = resources.settings()
-    recipe_path = resolve_recipe(recipe)
+    recipe_path = recipes.resolve_recipe(recipe)
     flat = recipes.read_recipe(recipe_path)
     flat.pop("__stage__", None)
     registry = Registry.from_settings(cfg)
-    version = version or registry.new_version("reward_model" if stage == "reward_model" else "policy", snapshot_id, flat)
     kind = "reward_model" if stage == "reward_model" else "policy"
+    version = registry.new_version(kind, snapshot_id, flat)
     output_dir = registry.version_dir(kind, version) / "trainer"
     config = recipes.load_recipe(recipe_path, recipes.STAGE_CONFIGS[stage], output_dir=str(output_dir))
     min_size = max(config.min_snapshot_size, cfg.training.min_snapshot_size)
@@ -102,7 +93,6 @@ def gate_reward_model(record: ModelRecord, data: TrainingData) -> GateDecision:
     if decision.passed:
         registry.set_status("reward_model", record.version, "promoted", decision.reason, gate_metrics)
         store.put_record(*ACTIVE_LABELER, active_labeler_record(record.version, str(model_dir), decision))
-        store.put_record("promotion", record.version, {"kind": "reward_model", **decision.model_dump()})
         emit_reward_model_promoted(record.version, record.snapshot_id, decision.candidate_accuracy)
     else:
         registry.set_status("reward_model", record.version, "rejected", decision.reason, gate_metrics)

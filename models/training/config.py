@@ -23,6 +23,7 @@ from transformers import TrainingArguments
 from trl import DPOConfig, GRPOConfig, RewardConfig, RLOOConfig
 
 RECIPE_SECTIONS = ("model", "data", "training")
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class RecipeError(ValueError):
@@ -121,9 +122,17 @@ STAGE_CONFIGS: dict[str, type] = {
 C = TypeVar("C")
 
 
+def resolve_recipe(recipe: str | Path) -> Path:
+    """A recipe path as given, or relative to the repository (deployments and CLIs run from anywhere)."""
+    path = Path(recipe)
+    if not path.is_file() and not path.is_absolute() and (REPO_ROOT / path).is_file():
+        path = REPO_ROOT / path
+    return path
+
+
 def read_recipe(path: str | Path) -> dict[str, Any]:
     """The recipe's sections flattened into one dict; errors name the file and the section."""
-    path = Path(path)
+    path = resolve_recipe(path)
     if not path.is_file():
         raise RecipeError(f"recipe {str(path)!r} does not exist: pass a file under recipes/, e.g. recipes/dpo.yaml")
     raw = yaml.safe_load(path.read_text()) or {}

@@ -75,9 +75,9 @@ def train_reward_model(config: RewardModelConfig, train_rows, held_out_rows, mod
     }
 
 
-def preference_rows(samples, labels, source: str = "human"):
+def preference_rows(samples, labels):
     """A datasets.Dataset of (prompt, chosen, rejected) rows, shaped like a snapshot's, from
-    samples and the side each label prefers; ties are refused by sample id."""
+    samples and the side each human label prefers; ties are refused by sample id."""
     from datasets import Dataset
 
     rows: dict[str, list] = {"prompt": [], "chosen": [], "rejected": [], "sample_id": [], "source": []}
@@ -93,16 +93,16 @@ def preference_rows(samples, labels, source: str = "human"):
         rows["chosen"].append(chosen)
         rows["rejected"].append(rejected)
         rows["sample_id"].append(sample.sample_id)
-        rows["source"].append(source)
+        rows["source"].append("human")
     return Dataset.from_dict(rows)
 
 
-def fit_reward_labeler(recipe: str | Path, samples, labels, out_dir: Path, held_out=(), held_out_labels=()) -> dict:
+def fit_reward_labeler(recipe: str | Path, samples, labels, out_dir: Path) -> dict:
     """Train a reward model on labeled pairs (outside any snapshot) for RewardModelLabeler.
 
     This is the training stage's own path, ``train_reward_model``, so a labeler fitted from a file
-    and one trained by the train-reward-model flow are the same kind of model. With no held-out
-    pairs, nothing is measured (the caller scores the labeler itself).
+    and one trained by the train-reward-model flow are the same kind of model. Nothing is measured
+    here: callers score the labeler on their own held-out pairs.
     """
     from models.training.config import RewardModelConfig, load_recipe
 
@@ -112,6 +112,4 @@ def fit_reward_labeler(recipe: str | Path, samples, labels, out_dir: Path, held_
             f"{len(samples)} labeled pairs, fewer than the recipe's min_snapshot_size={config.min_snapshot_size}: "
             "label more pairs, or lower data.min_snapshot_size in the recipe"
         )
-    train_rows = preference_rows(samples, labels)
-    held_rows = preference_rows(held_out, held_out_labels) if len(held_out) else None
-    return train_reward_model(config, train_rows, held_rows, Path(out_dir))
+    return train_reward_model(config, preference_rows(samples, labels), None, Path(out_dir))
