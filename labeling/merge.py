@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -86,22 +86,30 @@ def resolve_human_labels(
     return HumanResolution(sample_id, "tie" if preferred == "tie" else "decided", final, n, dict(votes))
 
 
+def resolve_human_reviews(
+    store, sample_ids: Sequence[str], max_annotators: int, wanted: Callable[[str], int] = lambda _sid: 1
+) -> list[HumanResolution]:
+    """``resolve_human_labels`` for each sample, from the stored annotations, AI label and verdict.
+
+    ``wanted(sample_id)`` is how many annotators a sample waits for (Label Studio's overlap).
+    """
+    humans = store.get_human_labels(sample_ids)
+    ai_labels, verdicts = store.get_ai_labels(sample_ids), store.get_verdicts(sample_ids)
+    return [
+        resolve_human_labels(
+            sid, humans.get(sid, []), ai_label=ai_labels.get(sid), verdict=verdicts.get(sid),
+            max_annotators=max_annotators, wanted=wanted(sid),
+        )
+        for sid in sample_ids
+    ]  # fmt: skip
+
+
 def finalize_human_reviews(store, sample_ids: Sequence[str], max_annotators: int) -> dict[str, Outcome]:
     """Resolve stored human labels into final labels for the given samples, in one transaction.
 
     Idempotent: the same annotations always give the same final label, and a changed
     annotation replaces the earlier final label.
     """
-    humans = store.get_human_labels(sample_ids)
-    ai_labels, verdicts = store.get_ai_labels(sample_ids), store.get_verdicts(sample_ids)
-    outcomes: dict[str, Outcome] = {}
-    finals = []
-    for sid in sample_ids:
-        res = resolve_human_labels(
-            sid, humans.get(sid, []), ai_label=ai_labels.get(sid), verdict=verdicts.get(sid), max_annotators=max_annotators
-        )
-        outcomes[sid] = res.outcome
-        if res.final is not None:
-            finals.append(res.final)
-    store.record_final_labels(finals)
-    return outcomes
+    resolutions = resolve_human_reviews(store, sample_ids, max_annotators)
+    store.record_final_labels([r.final for r in resolutions if r.final is not None])
+    return {r.sample_id: r.outcome for r in resolutions}

@@ -13,14 +13,14 @@ from collections import Counter
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.exceptions import MissingContextError
 from prefect.artifacts import create_table_artifact
+from prefect.exceptions import MissingContextError
 
 from labeling.labelstudio.agreement import agreement_report, agreement_table
 from labeling.labelstudio.client import LabelStudioClient, LabelStudioUnavailable, project_title
 from labeling.labelstudio.harvest import OVERLAP_RECORD, fetch_updated_tasks, parse_tasks, watermark_name
-from labeling.merge import resolve_human_labels
 from labeling.labelstudio.push import push_samples
+from labeling.merge import resolve_human_reviews
 from tasks import resources
 
 
@@ -90,15 +90,10 @@ def harvest(project_id: int) -> dict[str, int]:
         st.add_quarantine(batch.quarantine)
     ids = sorted(batch.sample_ids)
     raised = dict(st.list_records(OVERLAP_RECORD))
-    humans, ai_labels, verdicts = st.get_human_labels(ids), st.get_ai_labels(ids), st.get_verdicts(ids)
-    outcomes = [
-        resolve_human_labels(
-            sid, humans.get(sid, []), ai_label=ai_labels.get(sid), verdict=verdicts.get(sid),
-            max_annotators=cfg.labelstudio.max_annotators_on_tie,
-            wanted=max(cfg.labelstudio.annotators_per_task, raised.get(sid, {}).get("overlap", 0)),
-        )
-        for sid in ids
-    ]
+    outcomes = resolve_human_reviews(
+        st, ids, cfg.labelstudio.max_annotators_on_tie,
+        wanted=lambda sid: max(cfg.labelstudio.annotators_per_task, raised.get(sid, {}).get("overlap", 0)),
+    )  # fmt: skip
     reopen = {r.sample_id: r.n_annotators + 1 for r in outcomes if r.outcome == "needs_more"}
     finals = [r.final for r in outcomes if r.final is not None]
     # Ask Label Studio for one more annotator on each split vote before recording that we asked.
