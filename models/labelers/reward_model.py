@@ -90,11 +90,7 @@ class RewardModelLabeler(AILabeler):
 
 
         self.device = resolve_device(self.device)
-        tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
-        # Right padding keeps position ids correct without passing them; the classifier head reads
-        # the last non-pad token. Left truncation keeps the response, which is what is scored.
-        tokenizer.padding_side = "right"
-        tokenizer.truncation_side = "left"
+        tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))  # padded and cut by score_texts
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
@@ -116,21 +112,9 @@ class RewardModelLabeler(AILabeler):
 
     def rewards(self, texts: Sequence[str]) -> list[float]:
         """The scalar reward of each formatted text."""
-        import torch
-
         self.load()
-        out: list[float] = []
-        step = 2 * self.batch_size  # batch_size counts samples; each has an A and a B text
-        for start in range(0, len(texts), step):
-            batch = self._tokenizer(
-                list(texts[start : start + step]), return_tensors="pt", padding=True, truncation=True,
-                max_length=scoring_max_length(self._model, self._tokenizer),
-            )
-            batch = {k: v.to(self.device) for k, v in batch.items()}
-            with torch.inference_mode():
-                logits = self._model(**batch).logits  # (B, 1)
-            out.extend(logits[:, 0].float().cpu().tolist())
-        return out
+        # batch_size counts samples; each has an A and a B text.
+        return score_texts(self._model, self._tokenizer, texts, 2 * self.batch_size).tolist()
 
     def label(self, samples: Sequence[Sample]) -> list[AILabel]:
         self.load()
@@ -148,6 +132,28 @@ class RewardModelLabeler(AILabeler):
             )
             for i, s in enumerate(samples)
         ]
+
+
+def score_texts(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int) -> Any:
+    """r(text) for each formatted text, as a float tensor (N,), on the CPU.
+
+    The one scoring path for labeling and for held-out evaluation during training, so both read
+    a text the same way: right padding (position ids stay 0..T-1 without passing them), left
+    truncation (the response, at the end, is what is scored) at the trained length.
+    """
+    import torch
+
+    tokenizer.padding_side = "right"
+    tokenizer.truncation_side = "left"
+    max_length = scoring_max_length(model, tokenizer)
+    device = next(model.parameters()).device
+    scores = []
+    with torch.no_grad():  # not inference_mode: PPO mixes these scores into tensors it trains on
+        for start in range(0, len(texts), batch_size):
+            enc = tokenizer(list(texts[start : start + batch_size]), return_tensors="pt", padding=True,
+                            truncation=True, max_length=max_length).to(device)  # fmt: skip
+            scores.append(model(**enc).logits[:, 0].float().cpu())  # (B,)
+    return torch.cat(scores) if scores else torch.empty(0)
 
 
 def scoring_max_length(model: Any, tokenizer: Any) -> int:

@@ -10,22 +10,13 @@ import torch
 from models.training.data import pair_text
 
 
-@torch.no_grad()
 def reward_scores(model, tokenizer, prompts: Sequence[str], responses: Sequence[str], batch_size: int = 32) -> torch.Tensor:
-    """r(prompt, response) for each pair, as one float tensor (N,)."""
-    model.eval()
-    device = next(model.parameters()).device
-    from models.labelers.reward_model import scoring_max_length
+    """r(prompt, response) for each pair, as one float tensor (N,), scored as the labeler scores."""
+    from models.labelers.reward_model import score_texts
 
-    tokenizer.padding_side = "right"  # as RewardModelLabeler pads: position ids stay 0..T-1 without passing them
-    tokenizer.truncation_side = "left"  # and truncates: the response, at the end, is what is scored
-    max_length = scoring_max_length(model, tokenizer)
-    scores = []
-    for start in range(0, len(prompts), batch_size):
-        texts = [pair_text(tokenizer, p, r) for p, r in zip(prompts[start : start + batch_size], responses[start : start + batch_size], strict=True)]
-        enc = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_length).to(device)
-        scores.append(model(**enc).logits[:, 0].float().cpu())  # (B,)
-    return torch.cat(scores) if scores else torch.empty(0)
+    model.eval()
+    texts = [pair_text(tokenizer, p, r) for p, r in zip(prompts, responses, strict=True)]
+    return score_texts(model, tokenizer, texts, batch_size)
 
 
 def pairwise_accuracy(model, tokenizer, rows) -> dict[str, float]:
