@@ -33,6 +33,21 @@ log = logging.getLogger(__name__)
 SlotScore = float | VerdictParseError
 
 
+def prompt_too_long(n_tokens: int, max_length: int, new_tokens: int, critique: bool) -> VerdictParseError | None:
+    """The error for a prompt that leaves no room for its new tokens in the context; None if it fits.
+
+    Every backend reports it per sample, so one over-long sample never fails its whole batch.
+    """
+    limit = max_length - new_tokens
+    if n_tokens <= limit:
+        return None
+    if not critique:
+        return VerdictParseError(f"judge prompt is {n_tokens} tokens; the model accepts at most {limit}")
+    return VerdictParseError(
+        f"critique prompt is {n_tokens} tokens; with {new_tokens} new tokens the model accepts at most {limit}"
+    )
+
+
 def judge_version(model: str, template_digest: str, critique: bool, principle_sample_k: int | None) -> str:
     """``<model name>-<hash>`` over the model config (when local), template digest and judge options.
 
@@ -104,14 +119,17 @@ class ScoredJudge(Judge):
         for i, p in enumerate(principles):
             ids = [x.id for x in p]
             texts = generated[2 * i : 2 * i + 2]
+            failed = next(
+                (f"{order} order: {t}" for order, t in zip(("original", "swapped"), texts)
+                 if isinstance(t, VerdictParseError)),
+                None,
+            )  # no text at all, e.g. the prompt was too long  # fmt: skip
             try:
-                for order, text in zip(("original", "swapped"), texts):
-                    if isinstance(text, VerdictParseError):  # no text at all, e.g. the prompt was too long
-                        raise VerdictParseError(f"{order} order: {text}")
+                if failed is not None:
+                    raise VerdictParseError(failed)
                 crits = [parse_critique(text, ids) for text in texts]  # type: ignore[arg-type]
             except VerdictParseError as exc:
-                raw = None if any(isinstance(t, VerdictParseError) for t in texts) else texts
-                critiques.append(None if raw is None else f"original order:\n{raw[0]}\n\nswapped order:\n{raw[1]}")
+                critiques.append(None if failed else f"original order:\n{texts[0]}\n\nswapped order:\n{texts[1]}")
                 errors.append(f"critique: {exc}")
                 scoring.extend(["", ""])
                 continue

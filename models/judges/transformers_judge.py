@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from models.judges.prompting import VERDICT_TOKENS, VerdictParseError, verdict_probability
-from models.judges.scored import ScoredJudge, SlotScore
+from models.judges.scored import ScoredJudge, SlotScore, prompt_too_long
 from models.torch_runtime import free_accelerator_memory, resolve_device
 
 log = logging.getLogger(__name__)
@@ -131,15 +131,12 @@ class TransformersJudge(ScoredJudge):
         lengths = [len(ids) for ids in self._tokenizer([prompts[j] for j in chunk])["input_ids"]]
         fits = []
         for j, n in zip(chunk, lengths):
-            limit = self._max_length - new_tokens[j]
-            if n <= limit:
+            # Verdict mode reads the next-token distribution and generates nothing (0 new tokens).
+            error = prompt_too_long(n, self._max_length, new_tokens[j], critique=new_tokens[j] > 0)
+            if error is None:
                 fits.append(j)
-            elif new_tokens[j] == 0:
-                results[j] = VerdictParseError(f"judge prompt is {n} tokens; the model accepts at most {limit}")
             else:
-                results[j] = VerdictParseError(
-                    f"critique prompt is {n} tokens; with {new_tokens[j]} new tokens the model accepts at most {limit}"
-                )
+                results[j] = error
         return fits
 
     def _encode(self, texts: list[str]) -> dict[str, Any]:

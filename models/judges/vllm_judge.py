@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from models.judges.prompting import VerdictParseError, verdict_probability
-from models.judges.scored import ScoredJudge, SlotScore
+from models.judges.scored import ScoredJudge, SlotScore, prompt_too_long
 from models.judges.transformers_judge import verdict_token_ids
 from models.torch_runtime import free_accelerator_memory
 
@@ -159,7 +159,9 @@ class VLLMJudge(ScoredJudge):
             return SamplingParams(max_tokens=1, temperature=0.0, logprobs=len(ids), logprob_token_ids=ids)
         return SamplingParams(max_tokens=1, temperature=0.0, logprobs=-1)
 
-    def _tokenize(self, prompts: Sequence[str], new_tokens: Sequence[int]) -> list[list[int] | VerdictParseError]:
+    def _tokenize(
+        self, prompts: Sequence[str], new_tokens: Sequence[int], critique: bool
+    ) -> list[list[int] | VerdictParseError]:
         """Token ids per prompt, or an error for a prompt too long for the model.
 
         We tokenize once, in one batched call, and hand vLLM the ids: it then skips its own
@@ -169,17 +171,14 @@ class VLLMJudge(ScoredJudge):
         if not prompts:
             return []
         encoded = self._engine.tokenizer(list(prompts))["input_ids"]
-        limits = [self._engine.max_model_len - k for k in new_tokens]
         return [
-            VerdictParseError(f"judge prompt is {len(ids)} tokens; the model accepts at most {limit}")
-            if len(ids) > limit
-            else ids
-            for ids, limit in zip(encoded, limits)
+            prompt_too_long(len(ids), self._engine.max_model_len, k, critique) or ids
+            for ids, k in zip(encoded, new_tokens, strict=True)
         ]
 
     def slot_a_probabilities(self, prompts: Sequence[str]) -> list[SlotScore]:
         self.load()
-        tokens = self._tokenize(prompts, [1] * len(prompts))
+        tokens = self._tokenize(prompts, [1] * len(prompts), critique=False)
         results = [t if isinstance(t, VerdictParseError) else 0.0 for t in tokens]
         fits = [j for j, t in enumerate(tokens) if not isinstance(t, VerdictParseError)]
         outputs = self._run([tokens[j] for j in fits], self.sampling_params())  # type: ignore[misc]
@@ -198,7 +197,7 @@ class VLLMJudge(ScoredJudge):
         from vllm import SamplingParams
 
         self.load()
-        tokens = self._tokenize(prompts, max_tokens)
+        tokens = self._tokenize(prompts, max_tokens, critique=True)
         results: list[str | VerdictParseError] = [t if isinstance(t, VerdictParseError) else "" for t in tokens]
         fits = [j for j, t in enumerate(tokens) if not isinstance(t, VerdictParseError)]
         params = [SamplingParams(max_tokens=max_tokens[j], temperature=0.0) for j in fits]
