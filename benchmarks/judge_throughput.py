@@ -23,7 +23,6 @@ checkpoint with its own tokenizer.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -34,7 +33,7 @@ from labeling.constitution import load_constitution
 from labeling.schemas import Sample
 from labeling.settings import DEFAULT_CONSTITUTION
 from models.judges.prompting import build_judge_prompts
-from models.judges.vllm_judge import VLLMJudge
+from models.judges.vllm_judge import VLLMJudge, use_cpu_engine
 
 # Random models: weights carry no meaning, only shapes matter for throughput.
 MODEL_CONFIGS = {
@@ -50,7 +49,7 @@ WORDS = "the quick brown fox jumps over the lazy dog please answer politely with
 def build_model(name: str, out_dir: Path) -> Path:
     """A random causal LM of the named shape plus our locally trained tokenizer (no download)."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen2Config, Qwen2ForCausalLM
 
     from models.tiny import build_tiny_causal_lm, build_tokenizer
 
@@ -58,16 +57,14 @@ def build_model(name: str, out_dir: Path) -> Path:
     if name == "tiny":
         return build_tiny_causal_lm(out_dir, hidden_size=shape["hidden_size"], layers=shape["layers"])
     tokenizer = build_tokenizer(out_dir)
-    qwen = name.startswith("qwen2")
     common = dict(
         vocab_size=shape["vocab"], hidden_size=shape["hidden_size"], intermediate_size=shape["intermediate"],
         num_hidden_layers=shape["layers"], num_attention_heads=shape["heads"], num_key_value_heads=shape["kv_heads"],
         max_position_embeddings=4096, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=qwen,  # Qwen2-0.5B ties them: ~494M params
+        eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True,  # Qwen2-0.5B ties them: ~494M params
     )  # fmt: skip
-    config_cls, model_cls = (Qwen2Config, Qwen2ForCausalLM) if qwen else (LlamaConfig, LlamaForCausalLM)
     torch.manual_seed(0)
-    model_cls(config_cls(**common)).to(torch.bfloat16).save_pretrained(str(out_dir))
+    Qwen2ForCausalLM(Qwen2Config(**common)).to(torch.bfloat16).save_pretrained(str(out_dir))
     return out_dir
 
 
@@ -113,7 +110,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="an existing HF model dir (else --model-config builds one)")
     parser.add_argument("--model-config", choices=sorted(MODEL_CONFIGS), default="tiny")
     parser.add_argument("--samples", type=int, default=64)
-    parser.add_argument("--prompt-tokens", type=int, default=960, help="verdict prompt length (tiny model: < 1024)")
+    parser.add_argument("--prompt-tokens", type=int, default=960, help="verdict prompt length (tiny model: < 4096)")
     parser.add_argument("--constitution", type=Path, default=DEFAULT_CONSTITUTION)
     parser.add_argument("--principles", type=int, default=None, help="use only the first K principles")
     parser.add_argument("--block-size", type=int, default=None, help="KV block size; prefix reuse is per block")
@@ -125,8 +122,7 @@ def main() -> None:
 
     engine: dict[str, object] = {"tensor_parallel_size": args.tensor_parallel_size}
     if args.cpu:
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-        engine.update(dtype="float32", enforce_eager=True, gpu_memory_utilization=0.5)
+        engine.update(use_cpu_engine())
     tmp = tempfile.TemporaryDirectory(prefix="judge-bench-")
     model_dir = args.model or build_model(args.model_config, Path(tmp.name))
     constitution = load_constitution(args.constitution)

