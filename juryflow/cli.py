@@ -18,7 +18,7 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from juryflow import cli_evaluate, cli_labeler, cli_labelstudio  # noqa: E402
+from juryflow import cli_evaluate, cli_labeler, cli_labelstudio, cli_models  # noqa: E402
 
 app = typer.Typer(help="Hybrid human/AI preference labeling for RLHF.", no_args_is_help=True, add_completion=False)
 human_app = typer.Typer(help="Human labels without Label Studio.", no_args_is_help=True)
@@ -26,6 +26,7 @@ app.add_typer(human_app, name="human")
 app.add_typer(cli_labeler.app, name="labeler", help="Fit and inspect the AI labeler.")
 app.add_typer(cli_evaluate.app)  # the `juryflow evaluate` command
 app.add_typer(cli_labelstudio.app, name="labelstudio", help="Run the local Label Studio server.")
+app.add_typer(cli_models.app, name="models", help="Reward models and policies: train, gate, list.")
 console = Console()
 
 
