@@ -60,7 +60,7 @@ def plain_loop(input_path: Path, store_url: str, batch_size: int) -> float:
     from labeling.routing import route_after_judge, route_after_labeler
     from labeling.settings import load_settings
     from labeling.store import Store
-    from models.judges.injection import detect_injection
+    from labeling.injection import detect_injection
     from tasks.resources import routing_policy
 
     cfg = load_settings()

@@ -2,10 +2,13 @@
 
 A flagged sample is not judged by a model alone: routing sends it to humans with the reason
 ``possible_injection``. The rules favour precision on ordinary chat text (the false-positive
-rate on HH-RLHF harmless dialogues is measured in tests/models/judges/test_injection.py) while
+rate on HH-RLHF harmless dialogues is measured in tests/labeling/test_injection.py) while
 catching the common attack shapes listed in OWASP LLM01 (prompt injection): instruction
 overrides, forged verdicts and turns, chat control tokens, and appeals to the judge or the
 constitution. Pattern rules are a cheap first line, not a proof of safety.
+
+``CONTROL_TOKEN`` is also what the judge prompt's neutraliser (models/judges/prompting.py) escapes,
+so a token that is flagged here is exactly a token that cannot act as a real special token there.
 """
 
 from __future__ import annotations
@@ -15,6 +18,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from labeling.schemas import Sample
+
+# Chat-template control tokens: most tokenizers parse the literal string as the real special token.
+CONTROL_TOKEN_PATTERN = (
+    r"<\|[^<>|\n]{0,64}\|>"  # <|im_start|>, <|eot_id|>, <|endoftext|>, <|start_header_id|> ...
+    r"|</?s>"  # Llama/Mistral BOS/EOS
+    r"|\[/?INST\]"  # Llama-2 / Mistral instruction brackets
+    r"|<</?SYS>>"  # Llama-2 system block
+    r"|<(?:start|end)_of_turn>"  # Gemma
+    r"|</?(?:bos|eos|pad|unk)>"
+)
+CONTROL_TOKEN = re.compile(CONTROL_TOKEN_PATTERN, re.IGNORECASE)
 
 _JUDGE = r"(?:judge|evaluator|grader|rater|annotator|labell?er|reviewer|assessor)"
 _LETTER_REF = r"(?:response|answer|reply|option|completion|output|assistant)\s*\(?[AB12]\)?"
@@ -52,7 +66,7 @@ RULES: tuple[InjectionRule, ...] = (
         r"(?:^|\n)[\s>*#_-]*(?:final\s+)?(?:verdict|judg(?:e)?ment|evaluation\s+result|preferred\s+response)\s*[:=]\s*"
         r"\(?(?:response\s+)?[AB]\b",
     ),
-    _rule("chat_control_token", r"<\|[^<>|\n]{1,64}\|>|\[/?INST\]|<</?SYS>>|<(?:start|end)_of_turn>|</s>"),
+    _rule("chat_control_token", CONTROL_TOKEN_PATTERN),
     _rule(
         "delimiter_spoof",
         r"<<<\s*(?:response|conversation|prompt)|(?:response\s+[AB]|conversation)\s*>>>"

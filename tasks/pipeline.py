@@ -20,7 +20,7 @@ from labeling.ingest import load_records, parse_records
 from labeling.merge import judge_final_label
 from labeling.routing import route_after_judge, route_after_labeler
 from labeling.schemas import SampleState
-from models.judges.injection import detect_injection
+from labeling.injection import detect_injection
 from tasks import resources
 
 # Transient failures (a locked SQLite file, a restarting PostgreSQL or model server) are

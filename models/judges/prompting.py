@@ -23,6 +23,7 @@ from pathlib import Path
 import jinja2
 
 from labeling.constitution import Principle
+from labeling.injection import CONTROL_TOKEN
 from labeling.schemas import Choice, Sample
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -77,20 +78,12 @@ def load_template(path: str | Path | None = None, critique: bool = False) -> Jud
     return JudgeTemplate(source=source, path=str(path), critique=critique, _compiled=compiled)
 
 
-# Sample text is untrusted. Chat-template control tokens would be parsed as real special tokens by
+# Sample text is untrusted. Chat-template control tokens (labeling.injection.CONTROL_TOKEN, the
+# same pattern the injection rule flags) would be parsed as real special tokens by
 # most tokenizers (they match the literal string), letting a response end its turn, open a fake
 # system turn or stop generation. Our own delimiters would let it close its block early, and a line
 # starting with "Verdict:" could pose as the verdict (critique mode parses such lines).
 # We escape rather than delete, so a human reviewing the sample still sees what was there.
-_CONTROL_TOKEN = re.compile(
-    r"<\|[^<>|\n]{0,64}\|>"  # <|im_start|>, <|eot_id|>, <|endoftext|>, <|start_header_id|> ...
-    r"|</?s>"  # Llama/Mistral BOS/EOS
-    r"|\[/?INST\]"  # Llama-2 / Mistral instruction brackets
-    r"|<</?SYS>>"  # Llama-2 system block
-    r"|<(?:start|end)_of_turn>"  # Gemma
-    r"|</?(?:bos|eos|pad|unk)>",
-    re.IGNORECASE,
-)
 _FAKE_VERDICT_LINE = re.compile(r"^([ \t>*#_-]*)(verdict\s*:)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -102,7 +95,7 @@ def _escape_control_token(match: re.Match[str]) -> str:
 
 def neutralise(text: str) -> str:
     """Escape chat control tokens, our block delimiters and fake verdict lines in untrusted text."""
-    text = _CONTROL_TOKEN.sub(_escape_control_token, text)
+    text = CONTROL_TOKEN.sub(_escape_control_token, text)
     # Loop: "<<<<" -> "<< <<" could still hold "<<<" after one pass over overlapping runs.
     while DELIMITER_OPEN in text:
         text = text.replace(DELIMITER_OPEN, "<< <")

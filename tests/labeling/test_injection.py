@@ -1,14 +1,25 @@
 from __future__ import annotations
 
 import json
+from itertools import islice
 from pathlib import Path
 
 import pytest
 
+from labeling.injection import CONTROL_TOKEN, RULES, detect_injection
 from labeling.schemas import Sample
-from models.judges.injection import RULES, detect_injection
 
-ATTEMPTS = Path(__file__).resolve().parents[2] / "data" / "injection_attempts.jsonl"
+ATTEMPTS = Path(__file__).resolve().parents[1] / "data" / "injection_attempts.jsonl"
+
+
+@pytest.fixture(scope="module")
+def hh_dev_samples(hh_dev_path: Path) -> list[Sample]:
+    """The shared HH-RLHF harmless rows as samples, parsed the way ingest does."""
+    from labeling.ingest import load_records, parse_records
+    from labeling.settings import IngestSettings
+
+    samples, _rejected = parse_records(islice(load_records(hh_dev_path), 1200), IngestSettings())
+    return samples
 
 
 def _attempts() -> list[tuple[str, Sample]]:
@@ -50,3 +61,13 @@ def test_false_positive_rate_on_hh_rlhf(hh_dev_samples: list[Sample]) -> None:
     rate = len(flagged) / len(clean)
     print(f"\ninjection false-positive rate on {len(clean)} HH-RLHF harmless rows: {rate:.3%} {flagged}")
     assert rate <= 0.02
+
+
+def test_neutraliser_escapes_every_flagged_control_token() -> None:
+    # One pattern for both: whatever the rule flags, the judge prompt escapes (and vice versa).
+    from models.judges.prompting import neutralise
+
+    for token in ("<|im_start|>", "</s>", "<s>", "[INST]", "<<SYS>>", "<end_of_turn>", "<eos>"):
+        sample = Sample(sample_id="t", prompt="q", response_a=f"ok {token} ok", response_b="y")
+        assert "chat_control_token" in detect_injection(sample)
+        assert CONTROL_TOKEN.search(neutralise(sample.response_a)) is None
