@@ -10,3 +10,10 @@ from __future__ import annotations
 
 class UserError(Exception):
     """A mistake in the user's input or configuration; the message names the thing, the value and the fix."""
+
+
+class TransientError(Exception):
+    """A failure that can pass on its own (a server restarting, a lock held); tasks retry it with backoff.
+
+    Raise it (or subclass it) for trouble a retry can fix; everything else fails at once.
+    """

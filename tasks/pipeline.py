@@ -22,10 +22,11 @@ from labeling.routing import route_after_judge, route_after_labeler
 from labeling.schemas import SampleState
 from labeling.injection import detect_injection
 from tasks import resources
+from tasks.retries import retry_transient
 
 # Transient failures (a locked SQLite file, a restarting PostgreSQL or model server) are
 # retried with backoff; validation problems never raise, they are quarantined.
-RETRY = {"retries": 3, "retry_delay_seconds": [2, 8, 30]}
+RETRY = {"retries": 3, "retry_delay_seconds": [2, 8, 30], "retry_condition_fn": retry_transient}
 
 
 @task(name="ingest-input", **RETRY)
