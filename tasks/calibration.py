@@ -25,6 +25,7 @@ from labeling.drift import DRIFT_RECORD_KIND, check_drift, record_drift_alarm
 from labeling.guarantee import ACTIVE_KEY, THRESHOLDS_RECORD_KIND, guaranteed_threshold
 from labeling.schemas import LabelSource, RouteReason, SampleState, content_hash
 from tasks import resources
+from tasks.publish import publish_png
 
 DRIFT_EVENT = "juryflow.routing.drift"
 
@@ -179,8 +180,6 @@ def fit_guaranteed_thresholds(audit: dict[str, list], drift: dict[str, Any]) -> 
 @task(name="publish-calibration")
 def publish_calibration(fit: dict[str, Any]) -> dict[str, Any]:
     """ECE, thresholds and the reliability diagram as Prefect artifacts."""
-    from prefect.artifacts import create_image_artifact
-
     fit = dict(fit)
     inputs = fit.pop("_plot_inputs")
     rows = [
@@ -209,7 +208,7 @@ def publish_calibration(fit: dict[str, Any]) -> dict[str, Any]:
         png = plot_reliability(
             {"raw": (conf, inputs["correct"]), "calibrated": (cal.calibrate_confidence(conf), inputs["correct"])}, out
         )
-        create_image_artifact(image_url=png.resolve().as_uri(), key="routing-reliability", description=str(png))
+        publish_png(png, key="routing-reliability", description=f"reliability diagram {fit['version']}")
         fit["reliability_plot"] = str(png)
     fit.pop("calibration_sample_ids", None)
     return fit

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_image_artifact, create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 
 from labeling.schemas import Sample
+from tasks.publish import publish_png
 
 
 @task(name="load-labeled-samples", cache_policy=NO_CACHE)
@@ -108,5 +109,5 @@ def publish_report_artifacts(report: dict[str, Any]) -> bool:
             f"over {g['n_splits']} splits\n\n```json\n{figures}\n```"
         ),
     )
-    create_image_artifact(image_url=Path(report["plot"]).resolve().as_uri(), key="routing-cost-quality")
+    publish_png(report["plot"], key="routing-cost-quality", description="routing cost-quality curve")
     return True

@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
+from pathlib import Path
+from uuid import UUID
 
 from prefect import task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from labeling.export import Snapshot, export_snapshot
 from tasks import resources
+
+
+def publish_png(path: str | Path, key: str, description: str | None = None) -> UUID:
+    """Show a PNG in the Prefect UI: a markdown artifact that embeds it as a data: URI.
+
+    An image artifact only stores a URL, and a file:// URL is a broken image on the UI's http page;
+    the UI's markdown renderer allows data:image/ sources (Prefect 3.9 ui-v2 lazy-markdown adds
+    `data` to rehype-sanitize's src protocols), so the plot travels inside the artifact and needs
+    no file server. The PNG stays on disk at `path`, which the artifact names.
+    """
+    path = Path(path).resolve()
+    if path.suffix.lower() != ".png" or not path.is_file():
+        raise ValueError(f"publish_png: {path} is not a PNG file; pass the path the plot was saved to")
+    encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+    markdown = f"![{key}](data:image/png;base64,{encoded})\n\nPNG on disk: `{path}`"
+    return create_markdown_artifact(markdown=markdown, key=key, description=description or str(path))
 
 
 @task(name="export-snapshot", retries=2, retry_delay_seconds=[2, 10])
