@@ -8,22 +8,31 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from typing import Any
 
 import httpx
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
+from label_studio_sdk.label_interface import LabelInterface
+from label_studio_sdk.label_interface.control_tags import ChoicesTag, TextAreaTag
 
 from labeling.settings import Settings
 
-# Names in config.xml; the harvester validates every annotation result against them.
-PREFERENCE = "preference"
-REASON = "reason"
-TO_NAME = "prompt"
-CHOICES = ("A", "B", "tie")
 # Data Manager filters read datetimes in this form.
 LS_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# Annotators judge blind (issue 11): a prediction would pre-tick the machine's answer and show it as a
+# tab, and audit labels are the routing guarantee's calibration set. Set on every project we create,
+# and re-applied to ones made before we pushed without predictions.
+BLIND_PROJECT_SETTINGS: dict[str, Any] = {
+    "show_collab_predictions": False,  # no prediction tabs, no pre-filled annotation
+    "evaluate_predictions_automatically": False,  # never ask an ML backend for one when a task opens
+    "reveal_preannotations_interactively": False,
+    "show_annotation_history": False,
+    "model_version": "",  # no prediction set selected as the pre-fill source
+}
 
 
 class LabelStudioUnavailable(RuntimeError):
@@ -38,6 +47,34 @@ def label_config() -> str:
     return resources.files("labeling.labelstudio").joinpath("config.xml").read_text()
 
 
+@dataclass(frozen=True)
+class ReviewControls:
+    """The names in config.xml that annotation results must use, read by the SDK's LabelInterface."""
+
+    interface: LabelInterface
+    preference: str  # the single-choice control: A, B or tie
+    reason: str  # the optional free-text reason
+    to_name: str  # the object both controls attach to
+    choices: tuple[str, ...]
+
+
+@cache
+def review_controls() -> ReviewControls:
+    interface = LabelInterface(label_config())
+    choices = [c for c in interface.controls if isinstance(c, ChoicesTag)]
+    texts = [c for c in interface.controls if isinstance(c, TextAreaTag)]
+    if len(choices) != 1 or len(texts) != 1 or choices[0].attr.get("choice") != "single":
+        raise ValueError("labeling/labelstudio/config.xml must hold one single-choice <Choices> and one <TextArea>; "
+                         f"it has {len(choices)} and {len(texts)}: restore the shipped config")
+    preference, reason = choices[0], texts[0]
+    return ReviewControls(interface=interface, preference=preference.name, reason=reason.name,
+                          to_name=preference.to_name[0], choices=tuple(preference.labels))
+
+
+_CONTROLS = review_controls()
+PREFERENCE, REASON, TO_NAME, CHOICES = _CONTROLS.preference, _CONTROLS.reason, _CONTROLS.to_name, _CONTROLS.choices
+
+
 def project_title(settings: Settings) -> str:
     # Label Studio wants 3+ characters; the campaign name keeps campaigns apart on one server.
     return f"{settings.labelstudio.project_title} / {settings.campaign}"
@@ -50,7 +87,8 @@ class LabelStudioClient:
         self.url = url.rstrip("/")
         # max_retries=0: the SDK's own hidden retries would stack under the Prefect task retries.
         self.sdk = LabelStudio(base_url=self.url, api_key=token, timeout=timeout_s, max_retries=0)
-        self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
+        # Plain JSON calls carry Label Studio's legacy-token header themselves (the token `labelstudio up` makes).
+        self._http = httpx.Client(base_url=self.url, timeout=timeout_s, headers={"Authorization": f"Token {token}"})
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LabelStudioClient:
@@ -86,13 +124,12 @@ class LabelStudioClient:
         """Page through a list endpoint as plain JSON.
 
         The SDK turns each task into a pydantic model, which costs seconds per thousand tasks; the
-        harvest only needs a few fields, so it reads JSON with the SDK's own auth headers.
+        harvest only needs a few fields, so it reads plain JSON.
         """
         page = 1
         while True:
             try:
-                response = self._http.get(path, params={**params, "page": page, "page_size": page_size},
-                                          headers=self.sdk._client_wrapper.get_headers())
+                response = self._http.get(path, params={**params, "page": page, "page_size": page_size})
             except httpx.HTTPError as exc:
                 raise LabelStudioUnavailable(
                     f"Label Studio at {self.url}: {what} failed: {type(exc).__name__}: {exc}. "
@@ -110,7 +147,7 @@ class LabelStudioClient:
     def post_json(self, what: str, path: str, body: Any, params: dict[str, Any] | None = None) -> Any:
         """POST plain JSON (the SDK's encoder walks every value of a bulk import in Python: ~0.25 s per 1,000 tasks)."""
         try:
-            response = self._http.post(path, params=params, json=body, headers=self.sdk._client_wrapper.get_headers())
+            response = self._http.post(path, params=params, json=body)
         except httpx.HTTPError as exc:
             raise LabelStudioUnavailable(
                 f"Label Studio at {self.url}: {what} failed: {type(exc).__name__}: {exc}. "
@@ -128,9 +165,13 @@ class LabelStudioClient:
             )
 
     def ensure_project(self, title: str, annotators_per_task: int) -> int:
-        """The id of the project with this title, created with our labeling config when missing."""
+        """The id of the project with this title, created with our labeling config when missing.
+
+        Either way the project leaves annotators blind to the machines' answers (BLIND_PROJECT_SETTINGS).
+        """
         for project in self.call("listing projects", lambda: list(self.sdk.projects.list(title=title))):
             if project.title == title:
+                self._make_blind(int(project.id), project)
                 return int(project.id)
         project = self.call(
             f"creating project {title!r}",
@@ -141,8 +182,20 @@ class LabelStudioClient:
             maximum_annotations=annotators_per_task,
             overlap_cohort_percentage=100,
             show_skip_button=True,
+            **BLIND_PROJECT_SETTINGS,
         )
         return int(project.id)
+
+    def _make_blind(self, project_id: int, project: Any) -> None:
+        """Bring a project made before juryflow pushed blind tasks up to date: settings, config, no predictions."""
+        if all(getattr(project, k, None) in (v, None) for k, v in BLIND_PROJECT_SETTINGS.items()):
+            return
+        self.call(f"hiding predictions in project {project_id}", self.sdk.projects.update, project_id,
+                  label_config=label_config(), **BLIND_PROJECT_SETTINGS)
+        # Tasks pushed by older versions carry the labeler's and judge's answers; our store keeps them.
+        self.post_json(f"deleting the predictions of project {project_id}", "/api/dm/actions",
+                       {"selectedItems": {"all": True, "excluded": []}},
+                       params={"id": "delete_tasks_predictions", "project": project_id})
 
     def tasks(self, project_id: int, filters: list[dict], fields: str = "all", page_size: int = 1000,
               include: str | None = None) -> Iterator[Any]:

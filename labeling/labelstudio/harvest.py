@@ -1,7 +1,8 @@
 """Read annotations back from Label Studio and validate them.
 
-The server does not check results against the labeling config, so we do: a result that is not exactly
-one of our choices is quarantined with the reason and never guessed. Votes are resolved into final
+The server does not check results against the labeling config, so we do, with the SDK's LabelInterface
+over config.xml: a result that is not exactly one of our choices is quarantined with the reason and never
+guessed. Votes are resolved into final
 labels by ``labeling.merge.resolve_human_labels``, the same rule ``juryflow human import`` uses.
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from labeling.labelstudio.client import CHOICES, LS_TIME_FORMAT, PREFERENCE, REASON, TO_NAME, LabelStudioClient
+from labeling.labelstudio.client import LS_TIME_FORMAT, LabelStudioClient, review_controls
 from labeling.schemas import HumanLabel, QuarantineRecord
 
 # Re-read a few seconds before the watermark: a task saved while we listed may carry a slightly older
@@ -51,6 +52,8 @@ def parse_annotation(project_id: int, sample_id: str, annotation: Mapping[str, A
     results = annotation.get("result") or []
     if not isinstance(results, list):
         return bad("result", f"expected a list of results, got {type(results).__name__}")
+    names = review_controls()
+    controls = {c.name: c for c in names.interface.controls}
     choice: str | None = None
     reason: str | None = None
     for i, item in enumerate(results):
@@ -59,25 +62,30 @@ def parse_annotation(project_id: int, sample_id: str, annotation: Mapping[str, A
             return bad(where, f"expected an object, got {type(item).__name__}")
         name, to_name, kind = item.get("from_name"), item.get("to_name"), item.get("type")
         value = item.get("value") if isinstance(item.get("value"), dict) else {}
-        if to_name != TO_NAME:
-            return bad(f"{where}.to_name", f"{to_name!r} is not {TO_NAME!r}")
-        if name == PREFERENCE and kind == "choices":
+        control = controls.get(name) if isinstance(name, str) else None
+        if control is None or kind != control.tag.lower():
+            return bad(f"{where}.from_name", f"({name!r}, {kind!r}) is not in the labeling config")
+        if to_name not in control.to_name:
+            return bad(f"{where}.to_name", f"{to_name!r} is not {control.to_name[0]!r}")
+        valid = not names.interface.validate_region(item, return_errors=True)
+        if name == names.preference:
             picked = value.get("choices")
-            if not isinstance(picked, list) or len(picked) != 1 or picked[0] not in CHOICES:
-                return bad(f"{where}.value.choices", f"{picked!r} is not exactly one of {list(CHOICES)}")
+            # LabelInterface checks the values, not choice="single": one answer per annotation is ours to check.
+            if not valid or not isinstance(picked, list) or len(picked) != 1:
+                return bad(f"{where}.value.choices", f"{picked!r} is not exactly one of {list(names.choices)}")
             if choice is not None:
                 return bad(where, "more than one preference result")
             choice = picked[0]
-        elif name == REASON and kind == "textarea":
+        elif name == names.reason:
             texts = value.get("text")
-            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            if not valid or not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
                 return bad(f"{where}.value.text", f"{texts!r} is not a list of strings")
             reason = "\n".join(texts) or None
         else:
-            return bad(f"{where}.from_name", f"({name!r}, {kind!r}) is not in the labeling config")
+            return bad(f"{where}.from_name", f"({name!r}, {kind!r}) is not one juryflow reads")
     cancelled = bool(annotation.get("was_cancelled"))
     if choice is None and not cancelled:
-        return bad("result", f"no {PREFERENCE!r} choice (one of {list(CHOICES)}) in a submitted annotation")
+        return bad("result", f"no {names.preference!r} choice (one of {list(names.choices)}) in a submitted annotation")
     # HumanLabel.choice is required; a skipped annotation carries "tie" as a placeholder and is never counted.
     return HumanLabel(sample_id=sample_id, annotation_id=annotation_key(project_id, int(ann_id)),
                       annotator=annotator, choice=choice or "tie", reason=reason, cancelled=cancelled)

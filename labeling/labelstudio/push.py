@@ -7,13 +7,13 @@ never duplicates a task on the rerun.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from labeling.labelstudio.client import LabelStudioClient, choice_result, reason_result
-from labeling.schemas import AILabel, JudgeVerdict, Route, Sample
+from labeling.labelstudio.client import LabelStudioClient
+from labeling.schemas import Sample
 from labeling.store import HumanTask, Store
 
 
@@ -23,42 +23,15 @@ class PushResult:
     found: list[str]  # sample_ids whose task was already in the project (an earlier, unrecorded import)
 
 
-def build_task(
-    sample: Sample,
-    ai_label: AILabel | None,
-    verdict: JudgeVerdict | None,
-    routes: Mapping[str, Route],
-) -> dict[str, Any]:
-    """One Label Studio task: the pair to compare, the machines' opinions as predictions, routing as meta."""
-    predictions = []
-    if ai_label is not None:
-        predictions.append({
-            "model_version": f"labeler:{ai_label.labeler_name}:{ai_label.labeler_version}",
-            "score": ai_label.confidence,
-            "result": [choice_result(ai_label.preferred)],
-        })
-    if verdict is not None and verdict.preferred is not None:
-        result = [choice_result(verdict.preferred)]
-        if verdict.critique:
-            result.append(reason_result(verdict.critique))
-        predictions.append({
-            "model_version": f"judge:{verdict.model}:{verdict.version}",
-            "score": verdict.confidence,
-            "result": result,
-        })
-    reasons = sorted({reason.value for route in routes.values() for reason in route.reasons})
-    return {
-        "data": {
-            "sample_id": sample.sample_id,
-            "prompt": sample.prompt_text,
-            "response_a": sample.response_a,
-            "response_b": sample.response_b,
-            # Every $variable of config.xml must exist in each task, so "no critique" is an empty string.
-            "critique": verdict.critique if verdict is not None and verdict.critique else "",
-        },
-        "predictions": predictions,
-        "meta": {"route_reasons": reasons, "juryflow_sample_id": sample.sample_id},
-    }
+def build_task(sample: Sample) -> dict[str, Any]:
+    """One Label Studio task: the pair to compare and nothing else.
+
+    No predictions, no confidences, no critique, no route reasons, in the data or the meta: annotators
+    judge blind (issue 11), so every task, audits included, looks the same and nothing pre-ticks an
+    answer. The store keeps the AI labels, verdicts and routes; harvest and agreement read them there.
+    """
+    return {"data": {"sample_id": sample.sample_id, "prompt": sample.prompt_text,
+                     "response_a": sample.response_a, "response_b": sample.response_b}}
 
 
 def push_samples(store: Store, client: LabelStudioClient, project_id: int, sample_ids: Sequence[str]) -> PushResult:
@@ -69,17 +42,13 @@ def push_samples(store: Store, client: LabelStudioClient, project_id: int, sampl
     with ThreadPoolExecutor(max_workers=1) as pool:
         lookup = pool.submit(client.task_ids_by_sample, project_id, sample_ids)
         samples = store.get_samples(sample_ids)
-        ai_labels = store.get_ai_labels(sample_ids)
-        verdicts = store.get_verdicts(sample_ids)
-        routes = store.get_routes(sample_ids)
         already = lookup.result()
     if already:
         store.record_human_tasks([HumanTask(sample_id=s, project_id=project_id, task_id=t) for s, t in already.items()])
     samples = [s for s in samples if s.sample_id not in already]
     if not samples:
         return PushResult(created=[], found=sorted(already))
-    payload = [build_task(s, ai_labels.get(s.sample_id), verdicts.get(s.sample_id), routes.get(s.sample_id, {}))
-               for s in samples]
+    payload = [build_task(s) for s in samples]
     # Same endpoint as the SDK's projects.import_tasks, minus its per-value Python encoder.
     response = client.post_json(f"importing {len(payload)} tasks into project {project_id}",
                                 f"/api/projects/{project_id}/import", payload, params={"return_task_ids": "true"})

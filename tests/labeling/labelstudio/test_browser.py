@@ -1,7 +1,11 @@
-"""An annotator's browser shows HTML inside a sample as inert text (config.xml uses <Text>, not <HyperText>).
+"""What an annotator's browser shows, logged in to the real Label Studio server (see conftest.py).
+
+- HTML inside a sample is inert text (config.xml uses <Text>, not <HyperText>);
+- annotators judge blind (issue 11): a fresh task opens with nothing ticked, and neither an escalated
+  task nor an audit task shows an AI answer, confidence, critique or route reason.
 
 Needs headless Chromium and its driver (Debian: `apt-get install -y chromium chromium-driver`) and
-selenium. The screenshot is kept in test-artifacts/labelstudio-inert-html.png.
+selenium. Screenshots are kept in test-artifacts/labelstudio-*.png.
 """
 
 from __future__ import annotations
@@ -10,6 +14,9 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -28,23 +35,21 @@ requires_chromium = pytest.mark.skipif(
 )
 SCRIPT = "<script>document.title='pwned-script';window.__pwned='script'</script>"
 IMG = "<img src=x onerror=\"document.title='pwned-img';window.__pwned='img'\">"
+# What seed_human_pending stores as the machines' view of a sample: none of it may reach the page.
+MACHINE_TEXT = ("Principle 1", "harmless", "labeler:emb", "judge:tiny", "emb:v1", "tiny:j1",
+                "judge_disagrees", "high_confidence", "audit", "critique", "0.9")
+QUESTION = "Which response is better?"
 
 
-@requires_chromium
-def test_html_in_a_response_is_shown_as_text_and_never_runs(ls_env, ls_server, ls_admin):
+@contextmanager
+def annotator_browser(ls_server, shot: Path) -> Iterator:
+    """Headless Chromium logged in as a fresh annotator; keeps a failure screenshot beside `shot`."""
     webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium")
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    sample = Sample(sample_id="xss", prompt="Show me some HTML", response_a=f"Here: {SCRIPT}", response_b=f"And {IMG}")
-    seed_human_pending([sample])
-    project_id = ensure_project.fn()
-    push_pending.fn(project_id)
-    task_id = resources.store().get_human_tasks()["xss"].task_id
     email = f"browser-{uuid.uuid4().hex[:6]}@juryflow.local"
     password = ls_server.add_annotator(email)
-
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     profile = tempfile.mkdtemp(prefix="juryflow-chromium-")
@@ -52,9 +57,7 @@ def test_html_in_a_response_is_shown_as_text_and_never_runs(ls_env, ls_server, l
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage", "--window-size=1400,1000", f"--user-data-dir={profile}"):
         opts.add_argument(flag)
-    service = webdriver.ChromeService(executable_path=CHROMEDRIVER)
-    driver = webdriver.Chrome(options=opts, service=service)
-    shot = REPO / "test-artifacts" / "labelstudio-inert-html.png"
+    driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
     shot.parent.mkdir(exist_ok=True)
     try:
         driver.get(f"{ls_server.url}/user/login/")
@@ -62,19 +65,84 @@ def test_html_in_a_response_is_shown_as_text_and_never_runs(ls_env, ls_server, l
         driver.find_element(By.NAME, "password").send_keys(password)
         driver.find_element(By.CSS_SELECTOR, "form button[type=submit], form input[type=submit]").click()
         WebDriverWait(driver, 30).until(lambda d: "/user/login" not in d.current_url)
-        driver.get(f"{ls_server.url}/projects/{project_id}/data?task={task_id}")
-        WebDriverWait(driver, 60).until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "Here: <script>"))
+        yield driver
+    finally:
+        if not shot.is_file():  # keep what the browser showed when it failed
+            driver.save_screenshot(str(shot.with_name(f"{shot.stem}-failure.png")))
+            print("browser was at", driver.current_url)
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def open_task(driver, url: str, project_id: int, task_id: int, expect: str) -> str:
+    """Open one task in the labeling view and wait until `expect` and the question are on the page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(f"{url}/projects/{project_id}/data?task={task_id}")
+    for text in (expect, QUESTION):
+        WebDriverWait(driver, 60).until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), text))
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+@requires_chromium
+def test_html_in_a_response_is_shown_as_text_and_never_runs(ls_env, ls_server, ls_admin):
+    sample = Sample(sample_id="xss", prompt="Show me some HTML", response_a=f"Here: {SCRIPT}", response_b=f"And {IMG}")
+    seed_human_pending([sample])
+    project_id = ensure_project.fn()
+    push_pending.fn(project_id)
+    task_id = resources.store().get_human_tasks()["xss"].task_id
+    shot = REPO / "test-artifacts" / "labelstudio-inert-html.png"
+    with annotator_browser(ls_server, shot) as driver:
+        open_task(driver, ls_server.url, project_id, task_id, "Here: <script>")
         time.sleep(2)  # give any injected handler (the img's onerror) time to fire, were it live
-        body = driver.find_element(By.TAG_NAME, "body").text
+        body = driver.find_element("tag name", "body").text
         driver.save_screenshot(str(shot))
         assert SCRIPT in body and IMG in body  # shown literally, character for character
         assert "pwned" not in driver.title
         assert driver.execute_script("return window.__pwned === undefined")
         assert driver.execute_script("return document.querySelectorAll('img[src=x]').length") == 0
-    finally:
-        if not shot.is_file():  # keep what the browser showed when it failed
-            driver.save_screenshot(str(shot.with_name("labelstudio-inert-html-failure.png")))
-            print("browser was at", driver.current_url)
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+# The preference control's three options in the labeling panel, and which of them are ticked.
+CHOICE_STATE_JS = """
+const option = i => {  // the option's text without its hotkey hint: "A[1]" -> "A"
+  const m = ((i.closest('label') || i.parentElement.parentElement).innerText || '').replace(/\\s+/g, '')
+    .match(/^(A|B|tie)\\[?\\d*\\]?$/);
+  return m ? m[1] : null;
+};
+const inputs = [...document.querySelectorAll('input[type=checkbox], input[type=radio]')].filter(option);
+return {n: inputs.length, checked: inputs.filter(i => i.checked).map(option)};
+"""
+
+
+@requires_chromium
+def test_annotators_judge_blind_escalated_and_audit_tasks(ls_env, ls_server, ls_admin):
+    """The judge preferred B on both; one was escalated with a critique, one drawn for audit."""
+    escalated = Sample(sample_id="blind-1", prompt="Which is kinder?", response_a="first answer A",
+                       response_b="first answer B")
+    audit = Sample(sample_id="blind-2", prompt="Which is clearer?", response_a="second answer A",
+                   response_b="second answer B")
+    seed_human_pending([escalated], judge_prefers="B")
+    seed_human_pending([audit], judge_prefers="B", audit=True)
+    project_id = ensure_project.fn()
+    push_pending.fn(project_id)
+    tasks = resources.store().get_human_tasks()
+    pages = {}
+    with annotator_browser(ls_server, REPO / "test-artifacts" / "labelstudio-blind-audit.png") as driver:
+        for sample, name in ((escalated, "escalated"), (audit, "audit")):
+            body = open_task(driver, ls_server.url, project_id, tasks[sample.sample_id].task_id, sample.response_a)
+            time.sleep(2)  # a prediction would be applied right after the task renders
+            choices = driver.execute_script(CHOICE_STATE_JS)
+            driver.save_screenshot(str(REPO / "test-artifacts" / f"labelstudio-blind-{name}.png"))
+            pages[name] = (driver.find_element("tag name", "body").text, choices)
+            assert sample.response_b in body
+        # The check above can see a tick: tick B the way an annotator does and read it back.
+        driver.find_element("xpath", "//label[.//input][starts-with(normalize-space(.), 'B')]").click()
+        assert driver.execute_script(CHOICE_STATE_JS)["checked"] == ["B"]
+    for name, (body, choices) in pages.items():
+        assert choices == {"n": 3, "checked": []}, (name, choices)  # A, B, tie on the page; none ticked
+        leaked = [text for text in MACHINE_TEXT if text in body]
+        assert not leaked, f"{name} task shows machine text {leaked}"

@@ -53,13 +53,43 @@ def test_push_crash_between_import_and_record_never_duplicates(ls_env, ls_admin,
     assert st.unpushed_human_pending() == []
 
 
-def test_task_carries_predictions_and_route_reasons(ls_env, ls_admin):
-    _, tasks = _push(1, judge_prefers="B")
-    task = ls_admin.sdk.tasks.get(str(tasks["s0000"].task_id))
-    versions = sorted(p["model_version"] if isinstance(p, dict) else p.model_version for p in task.predictions)
-    assert versions == ["judge:tiny:j1", "labeler:emb:v1"]
-    assert task.meta["route_reasons"] == ["high_confidence", "judge_disagrees"]
-    assert task.data["critique"] == "Principle 1: <b>harmless</b>"
+def test_tasks_carry_no_machine_answer_and_audits_look_like_the_rest(ls_env, ls_admin):
+    """Annotators judge blind (issue 11): no prediction, confidence, critique or route reason in any task."""
+    seed_human_pending(make_samples(1, "esc"), judge_prefers="B")
+    seed_human_pending(make_samples(1, "aud"), judge_prefers="B", audit=True)
+    project_id = ensure_project.fn()
+    push_pending.fn(project_id)
+    tasks = resources.store().get_human_tasks()
+    seen = []
+    for sample_id in ("esc0000", "aud0000"):
+        task = ls_admin.sdk.tasks.get(str(tasks[sample_id].task_id))
+        assert task.predictions == [] and not task.meta
+        assert sorted(task.data) == ["prompt", "response_a", "response_b", "sample_id"]
+        seen.append({k: v for k, v in task.data.items() if k != "sample_id"})
+    assert seen[0] == seen[1]  # make_samples gives both the same texts: nothing else tells the audit apart
+    project = ls_admin.sdk.projects.get(project_id)
+    assert (project.show_collab_predictions, project.evaluate_predictions_automatically, project.model_version,
+            project.show_annotation_history) == (False, False, "", False)
+
+
+def test_a_project_made_with_predictions_is_made_blind(ls_env, ls_admin):
+    """Projects pushed by older juryflow showed and pre-filled predictions; ensure_project clears them."""
+    from labeling.labelstudio.client import label_config, project_title
+
+    head, _, _ = label_config().rpartition("</View>")
+    old_config = head + '<Text name="critique" value="$critique"/>\n</View>\n'  # the config before issue 11
+    old = ls_admin.sdk.projects.create(title=project_title(resources.settings()), label_config=old_config,
+                                       show_collab_predictions=True)
+    prediction = {"model_version": "judge:tiny:j1", "score": 0.9, "result": [choice_result("B")]}
+    ls_admin.sdk.projects.import_tasks(old.id, request=[
+        {"data": {"sample_id": "old", "prompt": "p", "response_a": "a", "response_b": "b", "critique": "c"},
+         "predictions": [prediction]}])
+    assert ensure_project.fn() == old.id
+    project = ls_admin.sdk.projects.get(old.id)
+    assert (project.show_collab_predictions, project.model_version) == (False, "")
+    assert project.label_config.strip() == label_config().strip()  # the critique view is gone
+    (task,) = ls_admin.tasks(old.id, [], fields="all")
+    assert task.predictions == []
 
 
 def test_harvest_twice_then_updated_annotation(ls_env, ls_admin, annotators):
@@ -215,7 +245,6 @@ def test_outage_fails_clearly_without_token(ls_env, monkeypatch, caplog, capfd, 
 
 def test_push_builds_one_task_per_sample():
     sample = make_samples(1)[0]
-    task = push_module.build_task(sample, None, None, {})
-    assert task["data"] == {"sample_id": "s0000", "prompt": "Question 0?", "response_a": "answer A0",
-                            "response_b": "answer B0", "critique": ""}
-    assert task["predictions"] == []
+    task = push_module.build_task(sample)
+    assert task == {"data": {"sample_id": "s0000", "prompt": "Question 0?", "response_a": "answer A0",
+                             "response_b": "answer B0"}}
