@@ -177,7 +177,8 @@ class Contract:
         if "prepare" in entry:
             out = subprocess.run(self.command(entry, entry["prepare"]), cwd=self.cwd(entry), env=self.env,
                                  capture_output=True, text=True, timeout=entry.get("timeout", 300))
-            assert out.returncode == 0, f"preparing {entry['id']!r} failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}"
+            if out.returncode != 0:
+                pytest.fail(f"preparing {entry['id']!r} failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}", pytrace=False)
 
     def run(self, entry: dict) -> str:
         env = {**self.env, **{k: self.fill(str(v), entry["id"]) for k, v in entry.get("env", {}).items()}}
@@ -190,9 +191,9 @@ class Contract:
         except subprocess.TimeoutExpired as exc:
             pytest.fail(f"{entry['id']}: `{entry['run']}` ran past {exc.timeout} s")
         output = out.stdout + out.stderr
-        expected = entry.get("exit", 0)
-        assert out.returncode == expected, (
-            f"{entry['id']}: `{entry['run']}` exited {out.returncode}, expected {expected}:\n{output[-4000:]}")
+        if out.returncode != entry.get("exit", 0):
+            pytest.fail(f"{entry['id']}: `{entry['run']}` exited {out.returncode}, expected {entry.get('exit', 0)}:\n"
+                        + output[-4000:], pytrace=False)
         return output
 
     def _serve(self, entry: dict, args: list[str], env: dict) -> str:
@@ -243,9 +244,11 @@ def _seed_labelstudio(contract: Contract, entry: dict) -> None:
     from tests.labeling.labelstudio.conftest import build_template
     from labeling.labelstudio.server import default_venv
 
-    out = subprocess.run(["bash", "-c", ".venv/bin/python -c 'from labeling.settings import load_settings as s;"
-                          " print(s().data_dir)'"], cwd=contract.user, env=contract.env, capture_output=True,
-                         text=True, timeout=120)
+    # The data dir the next command will use, found the way the command line finds it.
+    script = ("try:\n from juryflow.cli_support import use_demo_config_by_default as demo\n demo()\n"
+              "except ImportError:\n pass\nfrom labeling.settings import load_settings\nprint(load_settings().data_dir)")
+    out = subprocess.run([".venv/bin/python", "-c", script], cwd=contract.user, env=contract.env,
+                         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     target = (contract.user / out.stdout.strip().splitlines()[-1]) / "labelstudio"
     if not (target / "data").exists():
@@ -274,11 +277,12 @@ def test_readme_command(entry, contract):
         contract.prepare(entry)
         output = contract.run(entry)
         for pattern in [entry["expect"]] if isinstance(entry.get("expect"), str) else entry.get("expect", []):
-            assert re.search(pattern, output, re.MULTILINE), (
-                f"{entry['id']}: output of `{entry['run']}` lacks /{pattern}/:\n{output[-4000:]}")
+            if not re.search(pattern, output, re.MULTILINE):
+                pytest.fail(f"{entry['id']}: output of `{entry['run']}` lacks /{pattern}/:\n{output[-4000:]}", pytrace=False)
         for name, pattern in entry.get("capture", {}).items():
             found = re.search(pattern, output, re.MULTILINE)
-            assert found, f"{entry['id']}: could not read {name} (/{pattern}/) from:\n{output[-4000:]}"
+            if not found:
+                pytest.fail(f"{entry['id']}: could not read {name} (/{pattern}/) from:\n{output[-4000:]}", pytrace=False)
             contract.values[name] = found.group(1)
     except BaseException:
         contract.failed.add(entry["id"])
