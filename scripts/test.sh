@@ -18,4 +18,5 @@ if [[ -z "${JURYFLOW_TEST_PG_URL:-}" ]]; then
 fi
 
 # Exit code 5 (nothing collected) fails too: a suite that ran no test has not passed.
-.venv/bin/python -m pytest "$@"
+# --durations=25: CI prints the slowest tests, so a new one that blows the 15-minute budget shows up.
+.venv/bin/python -m pytest --durations=25 "$@"
