@@ -8,7 +8,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from labeling.ingest.readers import HH_COLUMNS, RawRecord
-from labeling.ingest.validation import FieldProblem, InputRow, check_metadata, short_repr, split_hh
+from labeling.ingest.validation import (
+    FieldProblem,
+    InputRow,
+    check_encodable,
+    check_metadata,
+    is_invisible,
+    short_repr,
+    split_hh,
+)
 from labeling.schemas import QuarantineRecord, Sample, content_hash, unit_hash
 from labeling.settings import IngestSettings
 
@@ -38,7 +46,8 @@ def parse_records(
             )
             continue
         given_id = record.data.get("sample_id")
-        quarantine_id = given_id if isinstance(given_id, str) and given_id.strip() else fallback_id
+        readable = isinstance(given_id, str) and given_id.strip() and not all(map(is_invisible, given_id))
+        quarantine_id = given_id if readable else fallback_id  # name the row when its id shows nothing
         try:
             sample = _to_sample(record.data, context)
         except ValidationError as exc:
@@ -86,6 +95,8 @@ def parse_records(
 
 
 def _to_sample(data: dict[str, Any], context: dict[str, Any]) -> Sample:
+    for column in data:  # unknown columns are kept in metadata, so their names are stored too
+        check_encodable(column, "(column names)")
     is_hh = bool(HH_COLUMNS & set(data)) and not ({"response_a", "response_b"} & set(data))
     if is_hh:
         for field in HH_COLUMNS - set(data):

@@ -67,7 +67,7 @@ def check_text(value: Any, field: str, max_chars: int) -> str:
         raise FieldProblem(
             field, f"contains a NUL character at position {value.index(chr(0))}: remove the \\u0000 characters"
         )
-    _check_encodable(value, field)
+    check_encodable(value, field)
     if len(value) > max_chars:
         raise FieldProblem(
             field,
@@ -82,7 +82,8 @@ def check_text(value: Any, field: str, max_chars: int) -> str:
     return value
 
 
-def _check_encodable(value: str, field: str) -> None:
+def check_encodable(value: str, field: str) -> None:
+    """A lone surrogate (from a JSON escape such as \\ud800) cannot be stored as UTF-8 anywhere."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -102,16 +103,15 @@ def check_metadata(value: Any, field: str = "metadata") -> dict[str, Any]:
             f"is a {type(value).__name__} ({short_repr(value)}): make it an object, "
             'e.g. {"tags": [...]}, or leave it out',
         )
-    depth = _depth(value)
-    if depth > MAX_METADATA_DEPTH:
+    if _depth(value) > MAX_METADATA_DEPTH:
         raise FieldProblem(
-            field, f"nests {depth:,} levels deep, over {MAX_METADATA_DEPTH}: flatten it, or store that part as a string"
+            field, f"nests more than {MAX_METADATA_DEPTH} levels deep: flatten it, or store that part as a string"
         )
     try:
         encoded = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise FieldProblem(field, f"is not plain JSON ({exc}): keep to strings, numbers, lists and objects") from None
-    _check_encodable(encoded, field)  # a lone surrogate in a key or value cannot be stored
+    check_encodable(encoded, field)  # a lone surrogate in a key or value cannot be stored
     return value
 
 
@@ -208,9 +208,10 @@ class InputRow(BaseModel):
     def _pair(self) -> InputRow:
         # Zero-width characters ignored: two replies that differ only in them look the same to a reviewer.
         if without_zero_width(self.response_a).strip() == without_zero_width(self.response_b).strip():
+            hidden = "" if self.response_a.strip() == self.response_b.strip() else " (but for zero-width characters)"
             raise FieldProblem(
                 "response_b",
-                "is identical to response_a: a preference pair needs two different "
+                f"is identical to response_a{hidden}: a preference pair needs two different "
                 "responses; drop the row or fix the copy",
             )
         if self.preferred and self.reference_label and self.preferred != self.reference_label:

@@ -28,6 +28,12 @@ def row(sample_id: str, **fields: object) -> dict:
     return {k: v for k, v in base.items() if v is not ...}
 
 
+def nested(leaf: object, depth: int) -> object:
+    for _ in range(depth):
+        leaf = [leaf]
+    return leaf
+
+
 def line(obj: object) -> bytes:
     return json.dumps(obj, ensure_ascii=True).encode("utf-8") + b"\n"
 
@@ -81,6 +87,23 @@ JSONL: dict[str, bytes] = {
     ),
     "hh_missing_rejected.jsonl": line({"sample_id": "bad-hh-missing", "chosen": "\n\nHuman: Hi\n\nAssistant: Hello!"}),
     "empty_file.jsonl": b"",
+    # The JSON decoder itself fails (not a decode error); the valid row after it must still land.
+    "huge_integer.jsonl": b'{"sample_id": "bad-bigint", "prompt": "p", "response_a": "a", "response_b": "b", '
+    b'"metadata": {"n": ' + b"9" * 5_000 + b"}}\n" + line(row("ok-after-bigint")),
+    # Lone surrogates where no text check looks: metadata values and extra column names cannot be stored.
+    "lone_surrogate_metadata.jsonl": line(row("bad-surr-meta", metadata={"note": "\ud83d"})),
+    "lone_surrogate_column.jsonl": line(row("bad-surr-col", **{"\udc80tag": "x"})),
+    "metadata_too_deep.jsonl": line(row("bad-meta-deep", metadata={"tree": nested({"leaf": 1}, 150)})),
+    # Text made only of characters that show nothing counts as empty.
+    "invisible_response.jsonl": line(row("bad-invisible", response_a="\u200b\u200c\u200d\u2060\ufeff\u00ad")),
+    "invisible_chat_content.jsonl": line(
+        row("bad-invisible-chat", prompt=[{"role": "user", "content": "\u2060\u3164\u00a0\u180e"}])
+    ),
+    "invisible_id.jsonl": line(row("\u200b\u200b")),
+    "hh_invisible_reply.jsonl": hh(
+        "bad-hh-invisible", "\n\nHuman: Hi\n\nAssistant: \u200b\u2060", "\n\nHuman: Hi\n\nAssistant: Go away."
+    ),
+    "identical_but_zero_width.jsonl": line(row("bad-zw-same", response_a="Same.", response_b="Sa\u200bme.\ufeff")),
     # Accepted: stored literally, never interpreted.
     "rtl_zero_width.jsonl": line(
         row("ok-rtl", prompt="\u202eevil\u202c \u200bhidden\u200d \u05e9\u05dc\u05d5\u05dd", response_a="\ufeffA\u200b")
@@ -119,6 +142,10 @@ def main() -> None:
     # A gzip cut off halfway through its stream.
     full = gzip.compress(b"".join(line(row(f"ok-gz-{i}", response_a=f"Thanks {i}!" * 40)) for i in range(20)), mtime=0)
     (OUT / "truncated_gzip.jsonl.gz").write_bytes(full[: len(full) // 2])
+    # Arrays nested 100,000 deep: past the decoder's recursion limit on any Python (gzip keeps it tiny).
+    deep = b'{"sample_id": "bad-deep", "prompt": "p", "response_a": "a", "response_b": "b", "metadata": {"x": '
+    deep += b"[" * 100_000 + b"]" * 100_000 + b"}}\n" + line(row("ok-after-deep"))
+    (OUT / "deep_nesting.jsonl.gz").write_bytes(gzip.compress(deep, mtime=0))
     (OUT / "not_parquet.parquet").write_bytes(b"prompt,response_a,response_b\nhi,a,b\n")
     pq.write_table(pa.table({"question": ["hi"], "answer": ["hello"]}), OUT / "wrong_schema.parquet")
     pq.write_table(

@@ -30,6 +30,7 @@ class Case:
     field: str | None  # None: accepted
     sample: str | list[str]  # quarantined: who is named; accepted: ids that must land
     fix: str = ""  # a fragment of the reason that tells the fix
+    lands: tuple[str, ...] = ()  # valid rows later in the same file, which must still land
 
 
 CASES = [
@@ -64,6 +65,16 @@ CASES = [
     Case("hh_empty_reply.jsonl", "chosen", "bad-hh-reply", "final Assistant reply is empty"),
     Case("hh_missing_rejected.jsonl", "rejected", "bad-hh-missing", "needs both `chosen` and `rejected`"),
     Case("empty_file.jsonl", "(rows)", FILE, "has no rows"),
+    Case("deep_nesting.jsonl.gz", "(row)", ROW1, "flatten the row", ("ok-after-deep",)),
+    Case("huge_integer.jsonl", "(row)", ROW1, "write such numbers as strings", ("ok-after-bigint",)),
+    Case("lone_surrogate_metadata.jsonl", "metadata", "bad-surr-meta", "re-encode the source text as valid UTF-8"),
+    Case("lone_surrogate_column.jsonl", "(column names)", "bad-surr-col", "re-encode the source text as valid UTF-8"),
+    Case("metadata_too_deep.jsonl", "metadata", "bad-meta-deep", "flatten it"),
+    Case("invisible_response.jsonl", "response_a", "bad-invisible", "only invisible characters"),
+    Case("invisible_chat_content.jsonl", "prompt[0].content", "bad-invisible-chat", "only invisible characters"),
+    Case("invisible_id.jsonl", "sample_id", ROW1, "only invisible characters"),
+    Case("hh_invisible_reply.jsonl", "chosen", "bad-hh-invisible", "only invisible characters"),
+    Case("identical_but_zero_width.jsonl", "response_b", "bad-zw-same", "two different responses"),
     Case("truncated_gzip.jsonl.gz", "(row)", ":4", "re-download or re-compress"),
     Case("not_parquet.parquet", "(row)", FILE, "rewrite it with pyarrow"),
     Case("wrong_schema.parquet", "(schema)", FILE, "need ['prompt', 'response_a', 'response_b']"),
@@ -132,6 +143,7 @@ def test_bad_input_is_quarantined_or_stored_literally(case: Case, stored: Store,
     assert matches, f"no quarantine record for {expected!r}/{case.field!r} in {[q.message for q in quarantined]}"
     assert case.fix in matches[0].reason
     assert repr(expected) in matches[0].message and repr(case.field) in matches[0].message
+    assert set(case.lands) <= set(result.inserted)
 
 
 def assert_stored_literally(st: Store, path: Path) -> None:

@@ -175,3 +175,85 @@ def test_real_hh_rlhf_file() -> None:
     share_a = sum(s.reference_label == "A" for s in samples) / len(samples)
     assert 0.4 < share_a < 0.6  # the shuffle hides which slot holds `chosen`
     assert all(r.field in ("chosen", "rejected") and r.row for r in rejected)
+
+
+# -- the JSON decoder failing, invisible text (labeling/ingest/readers.py, validation.py) -----------
+
+
+def jsonl(tmp_path: Path, *lines: bytes) -> Path:
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+def test_rows_the_decoder_fails_on_are_quarantined_by_row_and_the_file_goes_on(tmp_path: Path) -> None:
+    ok = json.dumps(base(sample_id="ok")).encode()
+    path = jsonl(
+        tmp_path,
+        b'{"a": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+        b'{"n": -' + b"7" * 4_301 + b"}",
+        ok,
+    )
+    samples, rejected = parse_records(load_records(path), SETTINGS)
+    assert [s.sample_id for s in samples] == ["ok"]
+    assert [(q.row, q.field) for q in rejected] == [(1, "(row)"), (2, "(row)")]
+    assert "deeper than the JSON decoder can follow" in rejected[0].reason
+    assert "integer literal of 4,301 digits" in rejected[1].reason and "as strings" in rejected[1].reason
+
+
+def test_integers_up_to_pythons_limit_still_parse(tmp_path: Path) -> None:
+    path = jsonl(tmp_path, json.dumps(base(metadata={"n": int("9" * 4_300)})).encode())
+    samples, rejected = parse_records(load_records(path), SETTINGS)
+    assert rejected == [] and samples[0].metadata["n"] == int("9" * 4_300)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["\u200b", "\u200c\u200d", "\u2060\ufeff", "\u00ad", "\u202e\u202c", "\u3164\u2800", "\ufe0f\u034f", "\u00a0\u200b"],
+)
+def test_text_made_only_of_invisible_characters_counts_as_empty(text: str) -> None:
+    _, rejected = parse(base(response_a=text))
+    assert [(q.field, q.sample_id) for q in rejected] == [("response_a", "x1")]
+    assert "only invisible characters" in rejected[0].reason and "U+" in rejected[0].reason
+
+
+def test_visible_text_with_invisible_characters_is_kept_literally() -> None:
+    samples, rejected = parse(base(response_a="\u200bgood\u2060", prompt="\u202eevil\u202c"))
+    assert rejected == []
+    assert "\u200bgood\u2060" in (samples[0].response_a, samples[0].response_b)
+    assert samples[0].prompt == "\u202eevil\u202c"
+
+
+def test_every_format_character_is_invisible() -> None:
+    import sys
+    import unicodedata
+
+    from labeling.ingest import is_invisible
+    from labeling.ingest.validation import _ZERO_WIDTH
+
+    formats = [chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cf"]
+    assert all(map(is_invisible, formats))
+    # Everything treated as zero-width when comparing two replies is also invisible on its own.
+    zero_width = [chr(c) for c in range(sys.maxunicode + 1) if _ZERO_WIDTH.fullmatch(chr(c))]
+    assert len(zero_width) > 200 and all(map(is_invisible, zero_width))
+    assert not any(map(is_invisible, "aZ9.\u05e9\u4e2d\U0001f600"))
+
+
+def test_metadata_that_cannot_be_stored_is_quarantined_not_crashing_the_store() -> None:
+    _, rejected = parse(
+        base(sample_id="surr", metadata={"k": "\udc80"}),
+        base(sample_id="deep", metadata={"d": deep(120)}),
+        base(sample_id="col", **{"\ud800x": 1}),
+    )
+    assert [(q.sample_id, q.field) for q in rejected] == [
+        ("surr", "metadata"),
+        ("deep", "metadata"),
+        ("col", "(column names)"),
+    ]
+
+
+def deep(levels: int) -> Any:
+    value: Any = 0
+    for _ in range(levels):
+        value = {"x": value}
+    return value
