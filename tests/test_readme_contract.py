@@ -5,7 +5,7 @@
 The commands and how each one is checked live in tests/readme_commands.yaml (its header gives the
 rule for which README lines count as commands). `test_every_readme_command_is_listed` fails when the
 README shows a command the list lacks, or the list keeps one the README dropped;
-`JURYFLOW_README=<file>` checks another copy of the README instead (to see it fail on purpose).
+`JURYFLOW_README=<file>` and `JURYFLOW_README_COMMANDS=<file>` check copies instead (to see it fail on purpose).
 `test_readme_command` then runs each entry in order, as a subprocess in a fresh directory that looks
 like a checkout (`.venv`, `recipes/`, `prefect.yaml`... linked from this repository), sharing one
 data dir, so state flows from the demo to status, export, training and deployment.
@@ -28,7 +28,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS_FILE = Path(__file__).with_name("readme_commands.yaml")
+# JURYFLOW_README / JURYFLOW_README_COMMANDS point at edited copies, e.g. to watch a broken command fail.
+COMMANDS_FILE = Path(os.environ.get("JURYFLOW_README_COMMANDS") or Path(__file__).with_name("readme_commands.yaml"))
 # What a fresh checkout holds that README commands name by relative path. Not scripts/: setup.sh
 # cds to its own parent, and run through a link it would install the package from the copy.
 LINKED = (".venv", ".venv-vllm", "flows", "tasks", "labeling", "models", "juryflow", "recipes", "automations",
