@@ -6,7 +6,12 @@ On SQLite, and on PostgreSQL when JURYFLOW_TEST_PG_URL is set (see tests/labelin
 from __future__ import annotations
 
 import multiprocessing
+import shutil
+import subprocess
+import sys
+import zipfile
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -15,7 +20,7 @@ from sqlalchemy import MetaData, Table, create_engine, insert, inspect, select, 
 
 from labeling.schemas import SampleState
 from labeling.store import Store, md
-from labeling.store.migrate import VERSION_TABLE, current_revision, head_revision
+from labeling.store.migrate import MIGRATIONS_DIR, VERSION_TABLE, current_revision, head_revision
 from tests.labeling.conftest import DATA
 
 LEGACY_DDL = DATA / "store_schema_v0"  # the schema create_all made before migrations existed
@@ -135,3 +140,21 @@ def test_several_workers_opening_a_new_database_at_once(store_url: str) -> None:
     with engine.connect() as conn:
         assert conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all() == [head_revision()]
     engine.dispose()
+
+
+def test_the_migrations_ship_in_the_wheel(tmp_path: Path) -> None:
+    """Built the way `pip wheel --no-deps .` builds it, from the project file and the labeling package only."""
+    repo = Path(__file__).resolve().parents[2]
+    tree = tmp_path / "checkout"
+    shutil.copytree(repo / "labeling", tree / "labeling", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(repo / name, tree / name)
+    build = "import sys; from setuptools import build_meta; print(build_meta.build_wheel(sys.argv[1]))"
+    out = subprocess.run([sys.executable, "-c", build, str(tmp_path / "dist")], cwd=tree, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    with zipfile.ZipFile(tmp_path / "dist" / out.stdout.strip().splitlines()[-1]) as wheel:
+        shipped = set(wheel.namelist())
+    wanted = {str(p.relative_to(repo)) for p in MIGRATIONS_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    assert {"labeling/store/migrations/env.py", "labeling/store/migrations/script.py.mako"} <= wanted
+    assert wanted - shipped == set(), f"migration files missing from the wheel: {sorted(wanted - shipped)}"
