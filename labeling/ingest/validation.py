@@ -75,10 +75,9 @@ def check_text(value: Any, field: str, max_chars: int) -> str:
             "or raise the limit with JURYFLOW__INGEST__MAX_CHARS",
         )
     if all(map(is_invisible, value)):  # stops at the first visible character, so cheap for real text
-        shown = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, unicodedata.category(c))}" for c in list(dict.fromkeys(value))[:3])
-        raise FieldProblem(
-            field, f"is only invisible characters ({shown}): give `{field}` real text, or drop the row"
-        )
+        first = list(dict.fromkeys(value))[:3]
+        shown = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, unicodedata.category(c))}" for c in first)
+        raise FieldProblem(field, f"is only invisible characters ({shown}): give `{field}` real text, or drop the row")
     return value
 
 

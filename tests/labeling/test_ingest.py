@@ -209,7 +209,16 @@ def test_integers_up_to_pythons_limit_still_parse(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["\u200b", "\u200c\u200d", "\u2060\ufeff", "\u00ad", "\u202e\u202c", "\u3164\u2800", "\ufe0f\u034f", "\u00a0\u200b"],
+    [
+        "\u200b",
+        "\u200c\u200d",
+        "\u2060\ufeff",
+        "\u00ad",
+        "\u202e\u202c",
+        "\u3164\u2800",
+        "\ufe0f\u034f",
+        "\u00a0\u200b",
+    ],
 )
 def test_text_made_only_of_invisible_characters_counts_as_empty(text: str) -> None:
     _, rejected = parse(base(response_a=text))

@@ -44,24 +44,84 @@ def legacy_database(url: str) -> None:
 
 LEGACY_ROWS: dict[str, list[dict[str, Any]]] = {
     "samples": [
-        {"sample_id": "old-1", "source": "old.jsonl", "state": "labeled", "fingerprint": "f1", "prompt": "Hi?",
-         "response_a": "Hello!", "response_b": "Go away.", "reference_label": "A", "meta": {"ab_swapped": False}},
-        {"sample_id": "old-2", "source": "old.jsonl", "state": "human_pending", "fingerprint": "f2",
-         "prompt": [{"role": "user", "content": "Why?"}], "response_a": "Because.", "response_b": "No.",
-         "reference_label": None, "meta": {"ab_swapped": True, "tags": ["x"]}},
+        {
+            "sample_id": "old-1",
+            "source": "old.jsonl",
+            "state": "labeled",
+            "fingerprint": "f1",
+            "prompt": "Hi?",
+            "response_a": "Hello!",
+            "response_b": "Go away.",
+            "reference_label": "A",
+            "meta": {"ab_swapped": False},
+        },
+        {
+            "sample_id": "old-2",
+            "source": "old.jsonl",
+            "state": "human_pending",
+            "fingerprint": "f2",
+            "prompt": [{"role": "user", "content": "Why?"}],
+            "response_a": "Because.",
+            "response_b": "No.",
+            "reference_label": None,
+            "meta": {"ab_swapped": True, "tags": ["x"]},
+        },
     ],
     "ai_labels": [{"sample_id": "old-1", "labeler_version": "emb-1", "labeler_name": "emb", "p_a": 0.91}],
-    "routes": [{"sample_id": "old-1", "stage": "labeler", "to_judge": True, "to_human": False,
-                "accept_judge": False, "reasons": ["high_confidence"]}],
-    "judge_verdicts": [{"sample_id": "old-1", "version": "j1", "model": "tiny", "p_a_original": 0.8,
-                        "p_a_swapped": 0.7, "principles": ["honest"], "critique": None, "parse_error": None}],
+    "routes": [
+        {
+            "sample_id": "old-1",
+            "stage": "labeler",
+            "to_judge": True,
+            "to_human": False,
+            "accept_judge": False,
+            "reasons": ["high_confidence"],
+        }
+    ],
+    "judge_verdicts": [
+        {
+            "sample_id": "old-1",
+            "version": "j1",
+            "model": "tiny",
+            "p_a_original": 0.8,
+            "p_a_swapped": 0.7,
+            "principles": ["honest"],
+            "critique": None,
+            "parse_error": None,
+        }
+    ],
     "human_tasks": [{"sample_id": "old-2", "project_id": 3, "task_id": 2**40}],
-    "human_labels": [{"annotation_id": "7", "sample_id": "old-2", "annotator": "a@x", "choice": "B",
-                      "reason": "shorter", "cancelled": False}],
-    "final_labels": [{"sample_id": "old-1", "preferred": "A", "source": "judge", "labeler_version": "emb-1",
-                      "judge_version": "j1", "confidence": 0.91, "n_annotators": 0}],
-    "quarantine": [{"record_id": "r1", "sample_id": "old.jsonl:3", "source": "old.jsonl", "row": 3,
-                    "field": "prompt", "reason": "is missing: add `prompt` with its text"}],
+    "human_labels": [
+        {
+            "annotation_id": "7",
+            "sample_id": "old-2",
+            "annotator": "a@x",
+            "choice": "B",
+            "reason": "shorter",
+            "cancelled": False,
+        }
+    ],
+    "final_labels": [
+        {
+            "sample_id": "old-1",
+            "preferred": "A",
+            "source": "judge",
+            "labeler_version": "emb-1",
+            "judge_version": "j1",
+            "confidence": 0.91,
+            "n_annotators": 0,
+        }
+    ],
+    "quarantine": [
+        {
+            "record_id": "r1",
+            "sample_id": "old.jsonl:3",
+            "source": "old.jsonl",
+            "row": 3,
+            "field": "prompt",
+            "reason": "is missing: add `prompt` with its text",
+        }
+    ],
     "watermarks": [{"name": "harvest:3", "value": "2026-11-30T12:00:00"}],
     "records": [{"kind": "labeler", "key": "active", "payload": {"version": "emb-1", "path": "/m"}}],
     "snapshots": [{"snapshot_id": "snap1", "n_rows": 1, "counts": {"judge": 1}, "path": "/s", "created_at": STAMP}],
@@ -72,8 +132,10 @@ def every_row(url: str) -> dict[str, list[tuple[Any, ...]]]:
     engine = create_engine(url)
     with engine.connect() as conn:
         names = [n for n in inspect(conn).get_table_names() if n != VERSION_TABLE]
-        out = {n: sorted(map(tuple, conn.execute(select(Table(n, MetaData(), autoload_with=conn)))), key=repr)
-               for n in names}
+        out = {
+            n: sorted(map(tuple, conn.execute(select(Table(n, MetaData(), autoload_with=conn)))), key=repr)
+            for n in names
+        }
     engine.dispose()
     return out
 
@@ -150,11 +212,18 @@ def test_the_migrations_ship_in_the_wheel(tmp_path: Path) -> None:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(repo / name, tree / name)
     build = "import sys; from setuptools import build_meta; print(build_meta.build_wheel(sys.argv[1]))"
-    out = subprocess.run([sys.executable, "-c", build, str(tmp_path / "dist")], cwd=tree, capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", build, str(tmp_path / "dist")],
+        check=False,
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     with zipfile.ZipFile(tmp_path / "dist" / out.stdout.strip().splitlines()[-1]) as wheel:
         shipped = set(wheel.namelist())
-    wanted = {str(p.relative_to(repo)) for p in MIGRATIONS_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    files = [p for p in MIGRATIONS_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    wanted = {str(p.relative_to(repo)) for p in files}
     assert {"labeling/store/migrations/env.py", "labeling/store/migrations/script.py.mako"} <= wanted
     assert wanted - shipped == set(), f"migration files missing from the wheel: {sorted(wanted - shipped)}"
