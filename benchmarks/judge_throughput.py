@@ -132,14 +132,14 @@ def main() -> None:
         engine["block_size"] = args.block_size
 
     judge = VLLMJudge(model_dir, **engine)
-    llm = judge.llm  # loads the engine (prefix caching on)
+    llm = judge.engine.llm  # loads the engine (prefix caching on)
     tokenizer = llm.get_tokenizer()
     sets = [make_samples(args.samples, args.prompt_tokens, tokenizer, constitution, seed) for seed in range(3)]
     judge.judge(sets[2][:4], constitution)  # warm-up: first-call allocations, not measured
     pairs = [build_judge_prompts(s, constitution.principles, judge.template) for s in sets[0]]
     both = [text for pair in pairs for text in pair]
     single = [pair[0] for pair in pairs]
-    params = judge.sampling_params()
+    params = judge.engine.sampling_params()
     n_tokens = [len(ids) for ids in tokenizer(both)["input_ids"]]
     print(f"model {model_dir} ({args.model_config if not args.model else 'given'}), {args.samples} samples, "
           f"prompts {min(n_tokens)}-{max(n_tokens)} tokens, median of {args.repeats}")  # fmt: skip
@@ -166,7 +166,7 @@ def main() -> None:
 
     if not args.skip_no_cache:
         cold = VLLMJudge(model_dir, enable_prefix_caching=False, **engine)
-        cold_llm = cold.llm
+        cold_llm = cold.engine.llm
         cold.judge(sets[2][:4], constitution)
         t_off = timed(
             {

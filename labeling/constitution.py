@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import yaml
@@ -32,6 +33,17 @@ class Constitution(BaseModel):
         if dupes:
             raise ValueError(f"principle ids must be unique; repeated: {dupes}")
         return principles
+
+    @property
+    def digest(self) -> str:
+        """A hash of the principles' ids and texts: any edited word gives another digest."""
+        text = "\n".join(f"{p.id}\t{p.text}" for p in self.principles)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+    @property
+    def identity(self) -> str:
+        """``<name>@<version>#<digest>``: part of the judge version, so verdicts say which text judged them."""
+        return f"{self.name}@{self.version}#{self.digest}"
 
     def sample_principles(self, sample_id: str, k: int | None) -> list[Principle]:
         """A subset of k principles, seeded by the sample id (as in Constitutional AI, Bai et al. 2022)."""

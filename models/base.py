@@ -43,14 +43,19 @@ class AILabeler(ABC):
 
 
 class Judge(ABC):
-    """Judges samples against a constitution, in both A/B orders."""
+    """Judges samples against a constitution, in both A/B orders.
+
+    The constitutional judges are one recipe on one engine per backend family (see
+    ``models.judges.engine`` and ``models.judges.constitutional``).
+    """
 
     name: str = "judge"
 
     @property
     @abstractmethod
     def version(self) -> str:
-        """Model and prompt-template identity."""
+        """Model, prompt-template, options and constitution identity: verdicts, final labels and
+        snapshots carry it, so an edited constitution is told apart from the old one."""
 
     def load(self) -> None:  # noqa: B027 - optional hook
         pass

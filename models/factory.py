@@ -8,6 +8,7 @@ from typing import Any
 
 from labeling.settings import Settings
 from models.base import AILabeler, Judge
+from models.judges.engine import JudgeEngine
 
 log = logging.getLogger(__name__)
 
@@ -75,40 +76,33 @@ def placeholder_judge_dir(settings: Settings) -> Path:
     return out
 
 
-def build_judge(settings: Settings) -> Judge:
-    """The configured constitutional judge (not loaded yet: call ``load()`` or use it as a context manager)."""
+def build_judge_engine(settings: Settings) -> JudgeEngine:
+    """The configured judge engine (not loaded yet): the model that scores and generates."""
     cfg = settings.judge
-    common = {
-        "template_path": cfg.template_path,
-        "critique": cfg.critique,
-        "principle_sample_k": cfg.principle_sample_k,
-    }
     if cfg.backend == "vllm":
-        from models.judges.vllm_judge import VLLMJudge
+        from models.judges.vllm_judge import VLLMEngine
 
-        return VLLMJudge(
+        return VLLMEngine(
             model_path=cfg.model_path,  # settings validation guarantees it is set for vllm
             tensor_parallel_size=cfg.tensor_parallel_size,
             gpu_memory_utilization=cfg.gpu_memory_utilization,
-            **common,
         )
     if cfg.backend == "openai":
-        from models.judges.openai_judge import OpenAICompatibleJudge
+        from models.judges.openai_judge import OpenAIEngine
 
         if not cfg.model_path:
             raise ValueError(
                 "judge.backend is 'openai' but judge.model_path is unset: set it to the model name the server "
                 "serves (the `--served-model-name` or model path given to `vllm serve`)"
             )
-        return OpenAICompatibleJudge(
+        return OpenAIEngine(
             base_url=cfg.base_url,  # settings validation guarantees it is set for openai
             model=cfg.model_path,
             api_key=cfg.api_key,
             max_concurrency=cfg.max_concurrency,
             timeout_s=cfg.timeout_s,
-            **common,
         )
-    from models.judges.transformers_judge import TransformersJudge
+    from models.judges.transformers_judge import TransformersEngine
 
     model_path = cfg.model_path
     if model_path is None:
@@ -121,4 +115,28 @@ def build_judge(settings: Settings) -> Judge:
             + "!" * 78,
             model_path,
         )
-    return TransformersJudge(model_path, device=cfg.device, batch_size=cfg.batch_size, **common)
+    return TransformersEngine(model_path, device=cfg.device, batch_size=cfg.batch_size)
+
+
+def build_judge(settings: Settings, engine: JudgeEngine | None = None, critique: bool | None = None) -> Judge:
+    """The configured constitutional judge on ``engine`` (default: a new, unloaded one).
+
+    ``critique`` overrides ``judge.critique``: critique escalation passes the verdict judge's
+    engine here, so both recipes run on one loaded model.
+    """
+    from labeling.constitution import load_constitution
+
+    cfg = settings.judge
+    if cfg.backend == "vllm":
+        from models.judges.vllm_judge import VLLMJudge as judge_class
+    elif cfg.backend == "openai":
+        from models.judges.openai_judge import OpenAICompatibleJudge as judge_class
+    else:
+        from models.judges.transformers_judge import TransformersJudge as judge_class
+    return judge_class.on(
+        engine if engine is not None else build_judge_engine(settings),
+        template_path=cfg.template_path,
+        critique=cfg.critique if critique is None else critique,
+        principle_sample_k=cfg.principle_sample_k,
+        constitution=load_constitution(cfg.constitution_path),
+    )

@@ -5,7 +5,7 @@
 
 vLLM conflicts with the app venv, so the app (and the tests) drive the in-process vLLM judge
 through this script in `.venv-vllm`. One engine start serves every mode asked for: the verdict
-judge and, with ``--critique-too``, a critique-mode judge on the same engine (``with_options``).
+judge and, with ``--critique-too``, a critique-mode judge on the same engine (``with_recipe``).
 Output: ``{"version": ..., "verdicts": [...], "critique_verdicts": [...]}`` (JudgeVerdict dumps).
 """
 
@@ -38,12 +38,12 @@ def main() -> None:
     samples = [Sample.model_validate_json(line) for line in lines if line.strip()]
     constitution = load_constitution(args.constitution)
     engine = use_cpu_engine() if args.cpu else {}
-    judge = VLLMJudge(args.model, tensor_parallel_size=args.tensor_parallel_size, **engine)
+    judge = VLLMJudge(args.model, constitution=constitution, tensor_parallel_size=args.tensor_parallel_size, **engine)
     result: dict[str, object] = {"version": judge.version}
     with judge:
         result["verdicts"] = [v.model_dump(mode="json") for v in judge.judge(samples, constitution)]
         if args.critique_too:
-            critic = judge.with_options(critique=True)
+            critic = judge.with_recipe(critique=True)
             result["critique_version"] = critic.version
             result["critique_verdicts"] = [v.model_dump(mode="json") for v in critic.judge(samples, constitution)]
     args.out.write_text(json.dumps(result, indent=1), encoding="utf-8")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Hashable
 from functools import lru_cache
 
 from labeling.constitution import Constitution, load_constitution
@@ -17,11 +18,13 @@ from labeling.routing import RoutingPolicy
 from labeling.settings import Settings, load_settings
 from labeling.store import Store
 from models.base import AILabeler, Judge
+from models.judges.engine import JudgeEngine
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _labelers: dict[tuple, AILabeler | None] = {}
 _judges: dict[tuple, Judge] = {}
+_judge_engines: dict[Hashable, JudgeEngine] = {}
 
 
 def settings() -> Settings:
@@ -61,16 +64,23 @@ def labeler(cfg: Settings) -> AILabeler | None:
 
 
 def judge(cfg: Settings, critique: bool | None = None) -> Judge:
-    from models.factory import build_judge
+    """The configured judge (``critique`` overrides judge.critique), loaded once per process.
 
-    if critique is not None and critique != cfg.judge.critique:
-        cfg = cfg.model_copy(update={"judge": cfg.judge.model_copy(update={"critique": critique})})
-    key = (cfg.judge.backend, cfg.judge.model_path, cfg.judge.base_url, cfg.judge.critique, cfg.judge.template_path)
+    Judges are recipes over an engine, and engines are cached by their identity: the verdict and
+    the critique-escalation judges share one loaded model (on vLLM, one engine per GPU, not two).
+    """
+    from models.factory import build_judge, build_judge_engine
+
+    j = cfg.judge
+    critique = j.critique if critique is None else critique
+    key = (j.backend, j.model_path, j.base_url, j.device, critique, j.template_path, j.principle_sample_k,
+           str(j.constitution_path))  # fmt: skip
     with _lock:
         if key not in _judges:
-            built = build_judge(cfg)
-            built.load()
-            _judges[key] = built
+            engine = build_judge_engine(cfg)  # cheap: nothing is loaded until load()
+            engine = _judge_engines.setdefault(engine.identity, engine)
+            engine.load()
+            _judges[key] = build_judge(cfg, engine, critique)
         return _judges[key]
 
 
@@ -100,8 +110,9 @@ def routing_policy(cfg: Settings, st: Store, labeler_version: str | None = None)
 def release_models() -> None:
     """Free cached models (tests, and flows that want the memory back)."""
     with _lock:
-        for model in [*_labelers.values(), *_judges.values()]:
+        for model in [*_labelers.values(), *_judge_engines.values()]:
             if model is not None:
                 model.unload()
         _labelers.clear()
         _judges.clear()
+        _judge_engines.clear()

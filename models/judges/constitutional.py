@@ -1,22 +1,23 @@
-"""The backend-independent judging recipe: both A/B orders per sample, critique mode, verdicts.
+"""The constitutional recipe: templates, principle sampling, both A/B orders, critique mode, version.
 
-A backend (transformers, in-process vLLM, an OpenAI-compatible server) subclasses ``ScoredJudge``
-and provides only ``slot_a_probabilities(prompts)`` and ``generate(prompts, max_tokens)``, plus
-``load()``/``unload()``. Every backend thus builds the same prompts, reads the same verdicts and
-reports the same ``version`` for the same model, template and options.
+``ConstitutionalJudge`` is the one recipe; it runs on any ``JudgeEngine`` (transformers, in-process
+vLLM, an OpenAI-compatible server), which only scores and generates. Every backend thus builds the
+same prompts, reads the same verdicts and reports the same ``version`` for the same model,
+template, options and constitution. ``with_recipe`` gives another recipe (e.g. critique mode) on
+the SAME engine, so one loaded model serves both.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 
-from labeling.constitution import Constitution, Principle
+from labeling.constitution import Constitution, Principle, load_constitution
 from labeling.schemas import JudgeVerdict, Sample
 from models.base import Judge
+from models.judges.engine import JudgeEngine, SlotScore
 from models.judges.prompting import (
     VerdictParseError,
     build_judge_prompts,
@@ -29,66 +30,109 @@ from models.judges.prompting import (
 
 log = logging.getLogger(__name__)
 
-# A per-prompt outcome: P(slot A), or the reason it could not be read.
-SlotScore = float | VerdictParseError
+
+def shipped_constitution() -> Constitution:
+    from labeling.settings import DEFAULT_CONSTITUTION
+
+    return load_constitution(DEFAULT_CONSTITUTION)
 
 
-def prompt_too_long(n_tokens: int, max_length: int, new_tokens: int, critique: bool) -> VerdictParseError | None:
-    """The error for a prompt that leaves no room for its new tokens in the context; None if it fits.
+def judge_version(
+    model: str,
+    template_digest: str,
+    critique: bool,
+    principle_sample_k: int | None,
+    constitution: Constitution | None = None,
+) -> str:
+    """``<model name>-<hash>`` over the model config (when local), template digest, judge options and
+    the constitution's identity (name, version, digest of its principles; None: the shipped one).
 
-    Every backend reports it per sample, so one over-long sample never fails its whole batch.
+    One model + template + constitution gives one version on every backend, so re-judging with
+    another backend upserts rather than duplicates, and an edited constitution gives a new version.
     """
-    limit = max_length - new_tokens
-    if n_tokens <= limit:
-        return None
-    if not critique:
-        return VerdictParseError(f"judge prompt is {n_tokens} tokens; the model accepts at most {limit}")
-    return VerdictParseError(
-        f"critique prompt is {n_tokens} tokens; with {new_tokens} new tokens the model accepts at most {limit}"
-    )
-
-
-def judge_version(model: str, template_digest: str, critique: bool, principle_sample_k: int | None) -> str:
-    """``<model name>-<hash>`` over the model config (when local), template digest and judge options.
-
-    ``ScoredJudge.version`` for every backend, so one model + template gives one version on every
-    backend and re-judging with another backend upserts rather than duplicates.
-    """
+    constitution = constitution if constitution is not None else shipped_constitution()
     config_file = Path(model) / "config.json"
     config = config_file.read_text(encoding="utf-8") if config_file.is_file() else model
-    blob = "\n".join([config, template_digest, str(critique), str(principle_sample_k)])
+    blob = "\n".join([config, template_digest, str(critique), str(principle_sample_k), constitution.identity])
     return f"{Path(model).name}-{hashlib.sha256(blob.encode('utf-8')).hexdigest()[:10]}"
 
 
-class ScoredJudge(Judge):
-    """The judging recipe shared by the transformers, vLLM and OpenAI-compatible backends.
+class ConstitutionalJudge(Judge):
+    """Judge samples against a constitution in both A/B orders, on an engine that scores and generates.
 
-    A subclass provides ``slot_a_probabilities(prompts)`` and ``generate(prompts, max_tokens)``;
-    this class builds both orders per sample, runs critique mode and assembles the verdicts.
+    ``constitution`` is the one ``version`` describes (None: the shipped one); ``judge()`` may be
+    given another, and its verdicts then carry that constitution's version.
     """
 
-    model_name: str
-
-    def __init__(self, template_path: str | Path | None, critique: bool, principle_sample_k: int | None) -> None:
+    def __init__(
+        self,
+        engine: JudgeEngine,
+        template_path: str | Path | None = None,
+        critique: bool = False,
+        principle_sample_k: int | None = None,
+        constitution: Constitution | None = None,
+    ) -> None:
         if principle_sample_k is not None and principle_sample_k < 1:
             raise ValueError(f"principle_sample_k={principle_sample_k}: must be >= 1 or None (all principles)")
+        self.engine = engine
+        self.name = engine.name
         self.critique = critique
         self.principle_sample_k = principle_sample_k
+        self.template_path = template_path
         self.template = load_template(template_path, critique=critique)
+        self.constitution = constitution if constitution is not None else shipped_constitution()
+
+    @classmethod
+    def on(
+        cls,
+        engine: JudgeEngine,
+        template_path: str | Path | None = None,
+        critique: bool = False,
+        principle_sample_k: int | None = None,
+        constitution: Constitution | None = None,
+    ) -> ConstitutionalJudge:
+        """This recipe on an engine that already exists (and may be loaded and shared)."""
+        judge = cls.__new__(cls)
+        ConstitutionalJudge.__init__(judge, engine, template_path, critique, principle_sample_k, constitution)
+        return judge
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.engine!r}, critique={self.critique}, {self.constitution.identity})"
+
+    @property
+    def model_name(self) -> str:
+        return self.engine.model_name
 
     @property
     def version(self) -> str:
-        return judge_version(self.model_name, self.template.digest, self.critique, self.principle_sample_k)
+        return self.version_for(self.constitution)
 
-    @abstractmethod
+    def version_for(self, constitution: Constitution) -> str:
+        return judge_version(
+            self.model_name, self.template.digest, self.critique, self.principle_sample_k, constitution
+        )
+
+    def with_recipe(
+        self, critique: bool, template_path: str | Path | None = None, principle_sample_k: int | None = None
+    ) -> ConstitutionalJudge:
+        """Another recipe on the SAME engine (no second model load); ``template_path=None`` picks the
+        shipped template for ``critique``. Unloading either judge unloads the engine for both."""
+        return type(self).on(self.engine, template_path, critique, principle_sample_k, self.constitution)
+
+    def load(self) -> None:
+        self.engine.load()
+
+    def unload(self) -> None:
+        self.engine.unload()
+
     def slot_a_probabilities(self, prompts: Sequence[str]) -> list[SlotScore]:
-        """P(slot A) per verdict prompt, in order; a VerdictParseError where it cannot be read."""
+        return self.engine.slot_a_probabilities(prompts)
 
-    @abstractmethod
     def generate(self, prompts: Sequence[str], max_tokens: Sequence[int]) -> list[str | VerdictParseError]:
-        """Greedy continuation per prompt (critique mode); a VerdictParseError where none was made."""
+        return self.engine.generate(prompts, max_tokens)
 
-    def judge(self, samples: Sequence[Sample], constitution: Constitution) -> list[JudgeVerdict]:
+    def judge(self, samples: Sequence[Sample], constitution: Constitution | None = None) -> list[JudgeVerdict]:
+        constitution = constitution if constitution is not None else self.constitution
         self.load()
         principles = [constitution.sample_principles(s.sample_id, self.principle_sample_k) for s in samples]
         pairs = [build_judge_prompts(s, p, self.template, critique=self.critique) for s, p in zip(samples, principles)]
@@ -101,7 +145,7 @@ class ScoredJudge(Judge):
         scores: list[SlotScore] = [VerdictParseError("not scored")] * len(flat)
         for j, score in zip(todo, self.slot_a_probabilities([flat[j] for j in todo])):
             scores[j] = score
-        version = self.version  # reads the model config: once per batch, not per sample
+        version = self.version_for(constitution)  # reads the model config: once per batch, not per sample
         return [
             self._verdict(s, p, scores[2 * i], scores[2 * i + 1], critiques[i], errors[i], version)
             for i, (s, p) in enumerate(zip(samples, principles))

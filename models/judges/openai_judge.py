@@ -1,24 +1,26 @@
 """A constitutional judge behind an OpenAI-compatible completions server (e.g. `vllm serve`).
 
-We POST each prompt to ``<base_url>/completions`` with ``max_tokens=1``, ``temperature=0`` and
-``logprobs=<top_logprobs>``, and read P(slot A) from the top log-probs of that one token. The
-server must return log-probs: for vLLM start it with ``--max-logprobs`` at least ``top_logprobs``.
-A verdict letter outside the top ``top_logprobs`` counts as probability 0 (see
-``verdict_probability``); raise ``top_logprobs`` (and the server's ``--max-logprobs``) if the judge
-model puts the letters low.
+``OpenAIEngine`` sends each prompt to ``<base_url>/completions`` with ``max_tokens=1``,
+``temperature=0`` and ``logprobs=<top_logprobs>``, through the ``openai`` client, and reads
+P(slot A) from the top log-probs of that one token. The server must return log-probs: for vLLM
+start it with ``--max-logprobs`` at least ``top_logprobs``. A verdict letter outside the top
+``top_logprobs`` counts as probability 0 (see ``verdict_probability``); raise ``top_logprobs`` (and
+the server's ``--max-logprobs``) if the judge model puts the letters low.
 
-Requests run in a thread pool of ``max_concurrency`` workers sharing one connection pool, so
-the server sees at most that many requests at once. Each request is retried with exponential
-backoff on 429, 5xx and connection errors (a per-request client retry, as HTTP clients do;
-whole-task retries stay in the Prefect decorator). The API key is a ``SecretStr`` sent only as a
-Bearer header; it is never logged and never appears in errors or reprs.
+Transport: the ``openai`` client times out each request after ``timeout_s`` and retries it up to
+``max_retries`` times on connection errors, 408, 409, 429 and 5xx, with exponential backoff and
+jitter, waiting as long as the server's ``Retry-After`` asks (up to two minutes). That is a
+per-request retry, as HTTP clients do; whole-task retries stay in the Prefect decorator. Requests
+run in a thread pool of ``max_concurrency`` workers sharing one client, so the server sees at most
+that many at once. The API key is a ``SecretStr`` handed to the client (which redacts it from its
+own logs) only as the Bearer header; it is never in our logs, errors or reprs, and a server that
+quotes it back in an error body is redacted too.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,13 +28,14 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from labeling.constitution import Constitution
+from models.judges.constitutional import ConstitutionalJudge
+from models.judges.engine import JudgeEngine, SlotScore
 from models.judges.prompting import VerdictParseError, verdict_probability
-from models.judges.scored import ScoredJudge, SlotScore
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUS = {429, 500, 502, 503, 504}
-# Statuses that mean the judge is misconfigured for every request (wrong key, model or URL).
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}  # what the openai client retries (and any 5xx)
 # Statuses a retry cannot fix, with what to check.
 FATAL_STATUS = {401: "check judge.api_key", 403: "check judge.api_key", 404: "check judge.base_url and judge.model"}
 
@@ -45,8 +48,8 @@ class LogprobsUnsupportedError(JudgeServerError):
     """The server answered without log-probs, so no verdict probability can be read."""
 
 
-class OpenAICompatibleJudge(ScoredJudge):
-    """``Judge`` over HTTP; see the module docstring for the request, retries and concurrency."""
+class OpenAIEngine(JudgeEngine):
+    """Completions over HTTP; see the module docstring for the request, retries and concurrency."""
 
     name = "openai"
 
@@ -55,16 +58,11 @@ class OpenAICompatibleJudge(ScoredJudge):
         base_url: str,
         model: str,
         api_key: SecretStr | None = None,
-        template_path: str | Path | None = None,
-        critique: bool = False,
-        principle_sample_k: int | None = None,
         max_concurrency: int = 8,
         timeout_s: float = 60.0,
         max_retries: int = 5,
         top_logprobs: int = 20,
-        backoff_s: float = 0.5,
     ) -> None:
-        super().__init__(template_path, critique, principle_sample_k)
         if max_concurrency < 1:
             raise ValueError(f"OpenAICompatibleJudge max_concurrency={max_concurrency}: must be >= 1")
         if max_retries < 0:
@@ -80,11 +78,15 @@ class OpenAICompatibleJudge(ScoredJudge):
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.top_logprobs = top_logprobs
-        self.backoff_s = backoff_s
         self._client: Any = None
+        self._extra_headers: dict[str, Any] = {}
 
     def __repr__(self) -> str:
-        return f"OpenAICompatibleJudge(base_url={self.base_url!r}, model={self.model_name!r})"
+        return f"OpenAIEngine(base_url={self.base_url!r}, model={self.model_name!r})"
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        return (self.name, self.base_url, self.model_name)
 
     @property
     def completions_url(self) -> str:
@@ -93,16 +95,15 @@ class OpenAICompatibleJudge(ScoredJudge):
     def load(self) -> None:
         if self._client is not None:
             return
-        import httpx
+        import openai
 
-        headers = {"Content-Type": "application/json"}
-        if self._api_key is not None:
-            headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
-        self._client = httpx.Client(
-            headers=headers,
-            timeout=httpx.Timeout(self.timeout_s),
-            limits=httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency),
+        secret = self._api_key.get_secret_value() if self._api_key is not None else ""
+        # A callable key, so the client never falls back to $OPENAI_API_KEY (which must not go to
+        # some other server); without a key we send no Authorization header at all.
+        self._client = openai.OpenAI(
+            base_url=self.base_url, api_key=lambda: secret, timeout=self.timeout_s, max_retries=self.max_retries
         )
+        self._extra_headers = {} if secret else {"Authorization": openai.omit}
 
     def unload(self) -> None:
         if self._client is not None:
@@ -110,13 +111,13 @@ class OpenAICompatibleJudge(ScoredJudge):
             self._client = None
 
     def slot_a_probabilities(self, prompts: Sequence[str]) -> list[SlotScore]:
-        payload = {"max_tokens": 1, "temperature": 0, "logprobs": self.top_logprobs}
-        return self._map(lambda prompt: self._score(self._complete(prompt, payload)), prompts)
+        params = {"max_tokens": 1, "temperature": 0, "logprobs": self.top_logprobs}
+        return self._map(lambda prompt: self._score(self._complete(prompt, params)), prompts)
 
     def generate(self, prompts: Sequence[str], max_tokens: Sequence[int]) -> list[str | VerdictParseError]:
         def one(job: tuple[str, int]) -> str | VerdictParseError:
-            body = self._complete(job[0], {"max_tokens": job[1], "temperature": 0})
-            return body if isinstance(body, VerdictParseError) else str(body["choices"][0].get("text") or "")
+            completion = self._complete(job[0], {"max_tokens": job[1], "temperature": 0})
+            return completion if isinstance(completion, VerdictParseError) else str(completion.choices[0].text or "")
 
         return self._map(one, list(zip(prompts, max_tokens)))
 
@@ -140,11 +141,11 @@ class OpenAICompatibleJudge(ScoredJudge):
             futures = [pool.submit(guarded, job) for job in jobs]
             return [f.result() for f in futures]  # in order; the first error propagates
 
-    def _score(self, body: dict[str, Any] | VerdictParseError) -> SlotScore:
-        if isinstance(body, VerdictParseError):
-            return body
-        logprobs = (body.get("choices") or [{}])[0].get("logprobs") or {}
-        top = logprobs.get("top_logprobs") or []
+    def _score(self, completion: Any) -> SlotScore:
+        if isinstance(completion, VerdictParseError):
+            return completion
+        logprobs = completion.choices[0].logprobs if completion.choices else None
+        top = (logprobs.top_logprobs if logprobs is not None else None) or []
         if not top or not top[0]:
             raise LogprobsUnsupportedError(
                 f"the server at {self.completions_url} (model {self.model_name!r}) returned no log-probs for "
@@ -157,39 +158,29 @@ class OpenAICompatibleJudge(ScoredJudge):
         except VerdictParseError as exc:
             return VerdictParseError(f"{exc} (top {self.top_logprobs} log-probs; raise top_logprobs to see more)")
 
-    def _complete(self, prompt: str, params: dict[str, Any]) -> dict[str, Any] | VerdictParseError:
-        """One completion, retried on 429/5xx/connection errors; a per-prompt 4xx is returned, not raised."""
-        import httpx
+    def _complete(self, prompt: str, params: dict[str, Any]) -> Any:
+        """One completion (the client retries it); a per-prompt 4xx is returned as an error, not raised."""
+        import openai
 
-        payload = {"model": self.model_name, "prompt": prompt, **params}
-        for attempt in range(self.max_retries + 1):
-            last = attempt == self.max_retries
-            try:
-                response = self._client.post(self.completions_url, json=payload)
-            except httpx.TransportError as exc:  # connect/read timeouts, refused, reset
-                if last:
-                    raise JudgeServerError(
-                        f"POST {self.completions_url} failed after {attempt + 1} attempts: "
-                        f"{type(exc).__name__}: {exc}. Check that the server is up and judge.base_url is right"
-                    ) from None
-                self._sleep(attempt, None, f"{type(exc).__name__}")
-                continue
-            if response.status_code in RETRY_STATUS and not last:
-                self._sleep(attempt, response.headers.get("retry-after"), f"HTTP {response.status_code}")
-                continue
-            return self._body(response, attempt)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        attempts = self.max_retries + 1
+        try:
+            return self._client.completions.create(
+                model=self.model_name, prompt=prompt, extra_headers=self._extra_headers, **params
+            )
+        except openai.APIConnectionError as exc:  # connect/read timeouts, refused, reset
+            raise JudgeServerError(
+                f"POST {self.completions_url} failed after {attempts} attempts: {type(exc).__name__}: "
+                f"{self._redact(str(exc))}. Check that the server is up and judge.base_url is right"
+            ) from None
+        except openai.APIStatusError as exc:
+            return self._status_error(exc.status_code, self._redact(exc.response.text)[:300], attempts)
 
-    def _body(self, response: Any, attempt: int) -> dict[str, Any] | VerdictParseError:
-        status = response.status_code
-        if status == 200:
-            return response.json()
-        detail = self._redact(response.text)[:300]
+    def _status_error(self, status: int, detail: str, attempts: int) -> VerdictParseError:
         if status in FATAL_STATUS:
             raise JudgeServerError(f"POST {self.completions_url} -> HTTP {status}: {detail} ({FATAL_STATUS[status]})")
-        if status in RETRY_STATUS:
+        if status in RETRY_STATUS or status >= 500:
             raise JudgeServerError(
-                f"POST {self.completions_url} -> HTTP {status} after {attempt + 1} attempts: {detail}. "
+                f"POST {self.completions_url} -> HTTP {status} after {attempts} attempts: {detail}. "
                 "The server is overloaded or failing: lower judge.max_concurrency or check the server"
             )
         if "logprobs" in detail.lower():
@@ -207,9 +198,25 @@ class OpenAICompatibleJudge(ScoredJudge):
         secret = self._api_key.get_secret_value() if self._api_key is not None else ""
         return text.replace(secret, "[redacted judge.api_key]") if secret else text
 
-    def _sleep(self, attempt: int, retry_after: str | None, why: str) -> None:
-        delay = self.backoff_s * 2**attempt
-        if retry_after is not None and retry_after.replace(".", "", 1).isdigit():
-            delay = max(delay, float(retry_after))
-        log.info("judge server %s: %s, retry %d/%d in %.2fs", self.base_url, why, attempt + 1, self.max_retries, delay)
-        time.sleep(delay)
+
+class OpenAICompatibleJudge(ConstitutionalJudge):
+    """The constitutional recipe on an ``OpenAIEngine``."""
+
+    engine: OpenAIEngine
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: SecretStr | None = None,
+        template_path: str | Path | None = None,
+        critique: bool = False,
+        principle_sample_k: int | None = None,
+        constitution: Constitution | None = None,
+        max_concurrency: int = 8,
+        timeout_s: float = 60.0,
+        max_retries: int = 5,
+        top_logprobs: int = 20,
+    ) -> None:
+        engine = OpenAIEngine(base_url, model, api_key, max_concurrency, timeout_s, max_retries, top_logprobs)
+        super().__init__(engine, template_path, critique, principle_sample_k, constitution)

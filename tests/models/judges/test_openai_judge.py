@@ -35,6 +35,7 @@ class ServerScript:
     fail_status: int = 503
     with_logprobs: bool = True
     delay_s: float = 0.0
+    retry_after: str | None = None  # the Retry-After header sent with the failures
     requests: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
@@ -69,7 +70,9 @@ class _Handler(BaseHTTPRequestHandler):
             if nth <= script.fail_first:
                 # Like servers that quote a rejected key back: the judge must redact it from errors.
                 auth = self.headers.get("Authorization", "")
-                return self._send(script.fail_status, {"error": f"overloaded, try again (request auth: {auth})"})
+                headers = {"Retry-After": script.retry_after} if script.retry_after else {}
+                error = {"error": f"overloaded, try again (request auth: {auth})"}
+                return self._send(script.fail_status, error, headers)
             if "[too-long]" in body["prompt"]:
                 return self._send(400, {"error": "This model's maximum context length is 1024 tokens"})
             p = 0.8 if _slot_a_is_good(body["prompt"]) else 0.2
@@ -82,9 +85,11 @@ class _Handler(BaseHTTPRequestHandler):
             with script.lock:
                 script.in_flight -= 1
 
-    def _send(self, status: int, payload: dict) -> None:
+    def _send(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -115,7 +120,6 @@ def _samples(n: int) -> list[Sample]:
 
 
 def _judge(base_url: str, **kwargs) -> OpenAICompatibleJudge:
-    kwargs.setdefault("backoff_s", 0.01)
     return OpenAICompatibleJudge(base_url=base_url, model="tiny-judge", **kwargs)
 
 
@@ -195,3 +199,22 @@ def test_version_tracks_template_and_options(server):
     plain, critique = _judge(url), _judge(url, critique=True)
     assert plain.version.startswith("tiny-judge-") and plain.version != critique.version
     assert plain.version == _judge(url).version
+
+
+def test_retry_after_is_honoured(server, constitution):
+    url, script = server
+    script.fail_first, script.fail_status, script.retry_after = 1, 429, "1.5"
+    started = time.monotonic()
+    with _judge(url, max_retries=2, max_concurrency=1) as judge:
+        (verdict,) = judge.judge(_samples(1), constitution)
+    assert verdict.parse_error is None and script.requests == 1 + 2
+    assert time.monotonic() - started >= 1.4  # waited as the server asked, not the 0.5 s first backoff
+
+
+def test_no_key_sends_no_authorization_header(server, constitution, monkeypatch):
+    url, script = server
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment-must-not-be-sent")
+    with _judge(url) as judge:
+        (verdict,) = judge.judge(_samples(1), constitution)
+    assert verdict.parse_error is None
+    assert script.auth_headers == ["", ""]

@@ -125,7 +125,7 @@ def test_critique_mode_scores_verdict_after_a_valid_critique(tiny_causal_lm_dir:
 
 
 def test_version_formula_is_shared_with_the_other_backends(judge: TransformersJudge, tiny_causal_lm_dir: Path) -> None:
-    from models.judges.scored import judge_version
+    from models.judges.constitutional import judge_version
 
     assert judge.version == judge_version(str(tiny_causal_lm_dir), judge.template.digest, False, None)
 
@@ -144,7 +144,7 @@ def test_auto_device_uses_cuda_bf16_and_agrees_with_cpu(judge: TransformersJudge
     samples = _samples(4)
     with TransformersJudge(tiny_causal_lm_dir, device="auto") as gpu:
         assert gpu.device == "cuda"
-        assert next(gpu._model.parameters()).dtype == torch.bfloat16
+        assert next(gpu.engine._model.parameters()).dtype == torch.bfloat16
         on_gpu = gpu.judge(samples, CONSTITUTION)
     for x, y in zip(judge.judge(samples, CONSTITUTION), on_gpu):
         assert y.parse_error is None
@@ -160,7 +160,7 @@ def test_critique_mode_overlong_prompt_is_an_error_not_a_truncation(tiny_causal_
 
 def test_generate_gives_each_prompt_its_own_budget(judge: TransformersJudge) -> None:
     text = "word " * 10
-    n = len(judge._tokenizer(text)["input_ids"])
-    one, four, too_long = judge.generate([text, text, text], [1, 4, judge._max_length - n + 1])
+    n = len(judge.engine._tokenizer(text)["input_ids"])
+    one, four, too_long = judge.generate([text, text, text], [1, 4, judge.engine._max_length - n + 1])
     assert one and four.startswith(one)  # greedy: the longer budget continues the same first token
     assert isinstance(too_long, VerdictParseError) and "critique prompt is" in str(too_long)

@@ -25,7 +25,7 @@ from labeling.constitution import load_constitution
 from labeling.schemas import JudgeVerdict, Sample
 from models.judges.openai_judge import JudgeServerError, OpenAICompatibleJudge
 from models.judges.transformers_judge import TransformersJudge
-from models.judges.scored import judge_version
+from models.judges.constitutional import judge_version
 
 REPO = Path(__file__).resolve().parents[3]
 VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
@@ -155,7 +155,7 @@ def _server_judge(base_url: str, model_dir: Path, **kwargs) -> OpenAICompatibleJ
     )
 
 
-def test_vllm_judge_in_process(vllm_runs, tiny_causal_lm_dir, samples):
+def test_vllm_judge_in_process(vllm_runs, tiny_causal_lm_dir, constitution_path, samples):
     _, worker = vllm_runs
     verdicts = _by_id(worker["verdicts"])
     assert list(verdicts) == [s.sample_id for s in samples]
@@ -166,7 +166,8 @@ def test_vllm_judge_in_process(vllm_runs, tiny_causal_lm_dir, samples):
     assert "tokens; the model accepts at most" in verdicts["too-long"].parse_error
     assert verdicts["too-long"].p_a is None
     assert worker["version"] == verdicts["bread"].version
-    assert worker["version"] == judge_version(str(tiny_causal_lm_dir), _template_digest(False), False, None)
+    constitution = load_constitution(constitution_path)  # the worker judged against it: part of the version
+    assert worker["version"] == judge_version(str(tiny_causal_lm_dir), _template_digest(False), False, None, constitution)
     # Critique mode ran on the same engine: a verdict or a recorded parse failure per sample.
     critiqued = _by_id(worker["critique_verdicts"])
     assert worker["critique_version"] != worker["version"]
