@@ -197,6 +197,12 @@ class LabelStudioClient:
                        {"selectedItems": {"all": True, "excluded": []}},
                        params={"id": "delete_tasks_predictions", "project": project_id})
 
+    def reopen_task(self, task_id: int, overlap: int) -> None:
+        """Put a task back in the queue until ``overlap`` annotators have answered it."""
+        # Patching overlap alone leaves is_labeled set, and Label Studio's queue skips labeled tasks.
+        self.call(f"raising the overlap of task {task_id} to {overlap}", self.sdk.tasks.update, str(task_id),
+                  overlap=overlap, is_labeled=False)
+
     def tasks(self, project_id: int, filters: list[dict], fields: str = "all", page_size: int = 1000,
               include: str | None = None) -> Iterator[Any]:
         """Tasks of a project matching Data Manager filters (ANDed), page by page."""

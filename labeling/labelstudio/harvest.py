@@ -9,18 +9,21 @@ labels by ``labeling.merge.resolve_human_labels``, the same rule ``juryflow huma
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from labeling.labelstudio.client import LS_TIME_FORMAT, LabelStudioClient, review_controls
-from labeling.schemas import HumanLabel, QuarantineRecord
+from labeling.merge import HumanResolution, resolve_human_reviews
+from labeling.records import ReviewOverlap, read_review_overlaps, write_review_overlap
+from labeling.schemas import FinalLabel, HumanLabel, QuarantineRecord
+from labeling.store import HumanTask, Store
 
 # Re-read a few seconds before the watermark: a task saved while we listed may carry a slightly older
 # updated_at. Label writes are idempotent, so reading a task twice is harmless.
 WATERMARK_OVERLAP = timedelta(seconds=5)
-OVERLAP_RECORD = "labelstudio_overlap"
 
 
 def watermark_name(project_id: int) -> str:
@@ -135,3 +138,73 @@ def _as_ls_time(value: Any) -> str:
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime(LS_TIME_FORMAT)
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC).strftime(LS_TIME_FORMAT)
+
+
+@dataclass(frozen=True)
+class HarvestPlan:
+    """What a harvest decided, before any of it is written."""
+
+    finals: list[FinalLabel]
+    reopen: dict[str, ReviewOverlap]  # split votes going back to Label Studio for one more annotator
+    outcomes: Counter[str]
+
+
+@dataclass(frozen=True)
+class HarvestSummary:
+    tasks_read: int
+    human_labels: int
+    quarantined: int
+    final_labels: int
+    reopened_for_tie: int
+    ties: int
+    waiting: int
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def annotators_wanted(sample_id: str, annotators_per_task: int, raised: Mapping[str, ReviewOverlap]) -> int:
+    """How many annotators a sample waits for: the project's overlap, or more once a split vote raised it."""
+    return max(annotators_per_task, raised[sample_id].overlap if sample_id in raised else 0)
+
+
+def plan_harvest(resolutions: Sequence[HumanResolution], tasks: Mapping[str, HumanTask]) -> HarvestPlan:
+    """Final labels for decided samples and ties; one more annotator for each split vote (``needs_more``)."""
+    reopen = {r.sample_id: ReviewOverlap(overlap=r.n_annotators + 1, task_id=tasks[r.sample_id].task_id)
+              for r in resolutions if r.outcome == "needs_more"}
+    return HarvestPlan(finals=[r.final for r in resolutions if r.final is not None], reopen=reopen,
+                       outcomes=Counter(r.outcome for r in resolutions))
+
+
+def harvest_project(store: Store, client: LabelStudioClient, project_id: int, *, annotators_per_task: int,
+                    max_annotators_on_tie: int) -> tuple[HarvestSummary, list[QuarantineRecord]]:
+    """Read annotations updated since the watermark, validate, resolve and store them.
+
+    Labels are stored before votes are resolved (resolution reads every annotation of a sample, not only
+    this batch's); the watermark moves only after the final labels are written, so a crash re-reads
+    (idempotently) rather than loses. Returns the counts and the quarantined annotations.
+    """
+    mark = watermark_name(project_id)
+    listed = fetch_updated_tasks(client, project_id, store.get_watermark(mark))
+    tasks = {s: t for s, t in store.get_human_tasks().items() if t.project_id == project_id}
+    batch = parse_tasks(project_id, listed, {t.task_id: s for s, t in tasks.items()})
+    with store.atomic():
+        store.record_human_labels(batch.labels)
+        store.add_quarantine(batch.quarantine)
+    raised = read_review_overlaps(store)
+    resolutions = resolve_human_reviews(store, sorted(batch.sample_ids), max_annotators_on_tie,
+                                        wanted=lambda sid: annotators_wanted(sid, annotators_per_task, raised))
+    plan = plan_harvest(resolutions, tasks)
+    # Ask Label Studio for one more annotator on each split vote before recording that we asked.
+    for overlap in plan.reopen.values():
+        client.reopen_task(overlap.task_id, overlap.overlap)
+    with store.atomic():
+        for sample_id, overlap in plan.reopen.items():
+            write_review_overlap(store, sample_id, overlap)
+        store.record_final_labels(plan.finals)
+        if batch.newest:
+            store.set_watermark(mark, batch.newest)
+    summary = HarvestSummary(tasks_read=batch.n_tasks, human_labels=len(batch.labels), quarantined=len(batch.quarantine),
+                             final_labels=len(plan.finals), reopened_for_tie=len(plan.reopen),
+                             ties=plan.outcomes["tie"], waiting=plan.outcomes["waiting"])
+    return summary, batch.quarantine

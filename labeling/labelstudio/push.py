@@ -62,3 +62,14 @@ def push_samples(store: Store, client: LabelStudioClient, project_id: int, sampl
     store.record_human_tasks([HumanTask(sample_id=s.sample_id, project_id=project_id, task_id=int(t))
                               for s, t in zip(samples, task_ids, strict=True)])
     return PushResult(created=[s.sample_id for s in samples], found=sorted(already))
+
+
+def push_pending(store: Store, client: LabelStudioClient, project_id: int, batch_size: int = 1000) -> PushResult:
+    """Every human_pending sample without a task becomes one, a batch at a time; an outage leaves them pending."""
+    created: list[str] = []
+    found: list[str] = []
+    while ids := store.unpushed_human_pending(limit=batch_size):
+        result = push_samples(store, client, project_id, ids)
+        created += result.created
+        found += result.found
+    return PushResult(created=created, found=found)
