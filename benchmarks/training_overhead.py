@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -81,7 +82,7 @@ def main() -> None:
     base = build_tiny_reward_model(work / "base", corpus(), hidden_size=64, layers=2)
     snapshot_id = write_snapshot(data_dir / "snapshots", preference_rows(args.pairs))
     recipe = work / "recipe.yaml"
-    recipe.write_text(RECIPE.read_text().replace("model_name_or_path: null", f"model_name_or_path: {base}")
+    recipe.write_text(re.sub(r"model_name_or_path: \S+", f"model_name_or_path: {base}", RECIPE.read_text())
                       .replace("num_train_epochs: 15", f"num_train_epochs: {args.epochs}"))
 
     bare, flow = [], []

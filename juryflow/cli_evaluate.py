@@ -46,7 +46,7 @@ def evaluate(
     Runs the ``evaluate-routing`` flow, so the report and plot are also Prefect artifacts.
     """
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from labeling.evaluate import LABELER_KINDS
+    from models.labelers.folds import LABELER_KINDS
 
     if labeler not in LABELER_KINDS:
         _fail(f"--labeler {labeler!r}: use one of {', '.join(LABELER_KINDS)}")

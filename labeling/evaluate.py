@@ -1,8 +1,8 @@
 """Offline evaluation: replay a labeled file through routing, with the file's reference labels
 standing in for the humans.
 
-1. Out-of-fold AI labels: the embedding labeler is fitted on K-1 folds and labels the Kth, so
-   every sample gets a p_a from a head that never saw it.
+1. Out-of-fold AI labels: a labeler is fitted on K-1 folds and labels the Kth, so every sample
+   gets a p_a from a model that never saw it (the fitting itself lives in models.labelers.folds).
 2. Cost-quality curve: share of samples sent to humans against agreement of the final dataset
    (human-routed samples take the reference label) for random routing, fixed uncalibrated
    thresholds and the calibrated guaranteed thresholds (one point per alpha).
@@ -18,7 +18,7 @@ judge agreed, so it measures the labeler stage of the cascade.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,47 +38,24 @@ def fold_of(sample_id: str, folds: int) -> int:
     return int(unit_hash("fold", sample_id) * folds)
 
 
-class CachingEncoder:
-    """Wraps a sentence encoder so each text is encoded once across all folds' head fits."""
-
-    def __init__(self, encoder: Any) -> None:
-        self._encoder = encoder
-        self._cache: dict[str, np.ndarray] = {}
-
-    def encode(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
-        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        if missing:
-            kwargs["convert_to_numpy"] = True
-            for t, e in zip(missing, self._encoder.encode(missing, **kwargs), strict=True):
-                self._cache[t] = e
-        return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
-
-
-LABELER_KINDS = ("embedding", "cross-encoder")
-
-
 def out_of_fold_p_a(
     samples: Sequence[Sample],
     folds: int,
     work_dir: Path,
-    labeler: str = "embedding",
-    recipe: str | Path | None = None,
+    fit_fold: Callable[[Sequence[Sample], Path], Any],
 ) -> np.ndarray:
     """p_a for every sample from a labeler fitted on the other folds (never on the sample itself).
 
-    ``labeler`` is "embedding" (MiniLM + logistic head, seconds per fold) or "cross-encoder"
-    (MiniLM fine-tuned with trl.RewardTrainer from ``recipe``, minutes per fold on a CPU).
+    ``fit_fold(train_samples, fold_dir)`` returns the fitted production labeler (an AILabeler,
+    used as a context manager); models.labelers.folds has one per labeler kind.
     """
     if folds < 2:
         raise ValueError(f"folds must be >= 2 to keep each sample out of its own head's training, got {folds}")
-    if labeler not in LABELER_KINDS:
-        raise ValueError(f"labeler {labeler!r} is not one of {LABELER_KINDS}")
     missing = [s.sample_id for s in samples if s.reference_label is None]
     if missing:
         raise ValueError(f"samples {missing[:5]} have no reference label: evaluate needs a labeled file")
     if len(samples) < 2 * folds:
         raise ValueError(f"{len(samples)} labeled samples: need at least {2 * folds} for {folds} folds")
-    fit_and_load = _embedding_fold_fitter() if labeler == "embedding" else _cross_encoder_fold_fitter(recipe)
     assign = np.array([fold_of(s.sample_id, folds) for s in samples])
     p_a = np.full(len(samples), np.nan)
     for k in range(folds):
@@ -87,38 +64,10 @@ def out_of_fold_p_a(
         if test_idx.size == 0:
             continue
         train = [samples[i] for i in train_idx]
-        with fit_and_load(train, work_dir / f"fold-{k}") as fold_labeler:  # the production labeler, on unseen samples
+        with fit_fold(train, work_dir / f"fold-{k}") as fold_labeler:  # the production labeler, on unseen samples
             labels = fold_labeler.label([samples[i] for i in test_idx])
         p_a[test_idx] = [lab.p_a for lab in labels]
     return p_a
-
-
-def _embedding_fold_fitter() -> Any:
-    from models.labelers.embedding import EmbeddingLabeler, fit_embedding_head, load_encoder
-
-    encoder = CachingEncoder(load_encoder())  # each text is encoded once across all folds
-
-    def fit(train: Sequence[Sample], fold_dir: Path) -> Any:
-        head_path = fit_embedding_head(train, [s.reference_label for s in train], fold_dir, encoder=encoder)
-        return EmbeddingLabeler(head_path)
-
-    return fit
-
-
-def _cross_encoder_fold_fitter(recipe: str | Path | None) -> Any:
-    from models.labelers.reward_model import RewardModelLabeler
-    from models.training.reward import fit_reward_labeler
-
-    if recipe is None:
-        raise ValueError(
-            "the cross-encoder labeler needs a reward-model recipe, e.g. recipes/labeler_cross_encoder.yaml"
-        )
-
-    def fit(train: Sequence[Sample], fold_dir: Path) -> Any:
-        fit_reward_labeler(recipe, train, [s.reference_label for s in train], fold_dir / "model")
-        return RewardModelLabeler(fold_dir / "model", device="auto")
-
-    return fit
 
 
 def write_out_of_fold(path: Path, samples: Sequence[Sample], p_a: np.ndarray, labeler: str) -> Path:

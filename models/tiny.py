@@ -106,3 +106,48 @@ def build_tiny_reward_model(
     model = LlamaForSequenceClassification(_config(tokenizer, hidden_size, layers, num_labels=1))
     model.save_pretrained(str(out_dir))
     return out_dir
+
+
+# Reserved model ids that name a tiny model instead of a hub checkpoint, so the CPU recipes in
+# recipes/test/ run offline as written. Random weights: they exercise the training path, they do
+# not make a useful policy. Bump TINY_BUILD when a builder changes, so old caches are not reused.
+TINY_CHAT_POLICY = "juryflow-tiny/chat-policy"
+TINY_REWARD_MODEL = "juryflow-tiny/reward-model"
+TINY_BUILD = "v1"
+_TINY_BUILDERS = {TINY_CHAT_POLICY: build_tiny_causal_lm, TINY_REWARD_MODEL: build_tiny_reward_model}
+
+
+def tiny_models_dir() -> Path:
+    """Where reserved tiny models are cached: ``$JURYFLOW_TINY_MODELS_DIR`` or ``~/.cache/juryflow/tiny-models``."""
+    import os
+
+    return Path(os.environ.get("JURYFLOW_TINY_MODELS_DIR") or Path.home() / ".cache" / "juryflow" / "tiny-models")
+
+
+def resolve_tiny_model(name: str | Path) -> Path | None:
+    """The cached directory for a reserved ``juryflow-tiny/...`` id (built on first use), else None.
+
+    The build is deterministic (fixed corpus and seed), and it is written to a temporary folder
+    and renamed into place, so two processes asking at once both end with the same complete model.
+    """
+    import shutil
+    import tempfile
+
+    builder = _TINY_BUILDERS.get(str(name))
+    if builder is None:
+        if str(name).startswith("juryflow-tiny/"):
+            raise ValueError(f"model {str(name)!r} is not a tiny model juryflow builds: use one of {sorted(_TINY_BUILDERS)}")
+        return None
+    target = tiny_models_dir() / f"{str(name).split('/', 1)[1]}-{TINY_BUILD}"
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    builder(work / "model")
+    try:
+        (work / "model").rename(target)
+    except OSError:  # another process finished first: its copy is identical
+        if not (target / "config.json").is_file():
+            raise
+    shutil.rmtree(work, ignore_errors=True)
+    return target

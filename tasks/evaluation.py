@@ -35,18 +35,19 @@ def load_labeled_samples(data: str) -> tuple[list[Sample], int]:
     return [s for s in samples if s.reference_label is not None], len(problems)
 
 
-@task(name="score-out-of-fold", cache_policy=NO_CACHE)
+@task(name="score-out-of-fold", cache_policy=NO_CACHE, log_prints=False)  # no dill disassembly in the log
 def score_out_of_fold(
     samples: list[Sample], folds: int, labeler: str, recipe: str | None, scores: str | None
 ) -> tuple[list[float], str]:
     """(p_a per sample, labeler kind): fitted per fold, or read back from an earlier run."""
     from labeling.evaluate import out_of_fold_p_a, read_out_of_fold
+    from models.labelers.folds import fold_fitter
 
     if scores is not None:
         p_a, labeler = read_out_of_fold(Path(scores), samples)
         return p_a.tolist(), labeler
     with tempfile.TemporaryDirectory(prefix="juryflow-eval-") as work:
-        p_a = out_of_fold_p_a(samples, folds, Path(work), labeler=labeler, recipe=recipe)
+        p_a = out_of_fold_p_a(samples, folds, Path(work), fold_fitter(labeler, recipe))
     return p_a.tolist(), labeler
 
 

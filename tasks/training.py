@@ -2,6 +2,8 @@
 
 Training tasks never retry: a failed run is a bug or a bad recipe, and repeating it burns GPU
 hours. Loading (cheap, and where a bad snapshot is caught) happens before any model is built.
+Prints stay out of the run log (``log_prints=False``): datasets' fingerprinting makes dill print
+whole disassemblies. The run log gets the trainer's progress and one closing summary line.
 """
 
 from __future__ import annotations
@@ -19,10 +21,9 @@ from models.training import config as recipes
 from models.training.data import load_preference_snapshot, snapshot_path, split_by_sample_id
 from models.training.gate import GateDecision, active_labeler_record, decide
 from models.training.registry import ModelRecord, Registry
+from models.training.stages import StageRun, get_stage
 from tasks import resources
 from tasks.events import emit_reward_model_promoted
-
-POLICY_ALGORITHMS = ("ppo", "dpo", "rloo", "grpo")
 
 
 @dataclass
@@ -36,18 +37,18 @@ class TrainingData:
     held_out: Any
 
 
-@task(name="prepare-training-data", cache_policy=NO_CACHE)
+@task(name="prepare-training-data", cache_policy=NO_CACHE, log_prints=False)
 def prepare_training_data(snapshot_id: str, recipe: str, stage: str) -> TrainingData:
     """Recipe + snapshot, checked (size, columns, split) before any model is loaded."""
     cfg = resources.settings()
     recipe_path = recipes.resolve_recipe(recipe)
     flat = recipes.read_recipe(recipe_path)
     flat.pop("__stage__", None)
-    registry = Registry.from_settings(cfg)
-    kind = "reward_model" if stage == "reward_model" else "policy"
+    recipes.check_runnable_here(recipe_path, flat, stage)  # before a registry version is taken
+    registry, kind = Registry.from_settings(cfg), get_stage(stage).kind
     version = registry.new_version(kind, snapshot_id, flat)
     output_dir = registry.version_dir(kind, version) / "trainer"
-    config = recipes.load_recipe(recipe_path, recipes.STAGE_CONFIGS[stage], output_dir=str(output_dir))
+    config = recipes.load_recipe(recipe_path, get_stage(stage).config_cls, output_dir=str(output_dir))
     min_size = max(config.min_snapshot_size, cfg.training.min_snapshot_size)
     rows = load_preference_snapshot(snapshot_path(cfg.data_dir, snapshot_id), min_size)
     train, held_out = split_by_sample_id(rows, config.eval_fraction)
@@ -55,23 +56,35 @@ def prepare_training_data(snapshot_id: str, recipe: str, stage: str) -> Training
     return TrainingData(stage, config, str(recipe_path), flat, snapshot_id, train, held_out)
 
 
+def _numbers(metrics: dict, keys) -> str:
+    return " ".join(f"{k}={metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), int | float)) or "-"
+
+
 def _version_of(data: TrainingData) -> str:
     return Path(data.config.output_dir).parent.name
 
 
-@task(name="fit-reward-model", cache_policy=NO_CACHE)
+@task(name="fit-reward-model", cache_policy=NO_CACHE, log_prints=False)
 def fit_reward_model(data: TrainingData) -> ModelRecord:
-    from models.training.reward import train_reward_model
+    return fit_stage(data, None)
 
+
+def fit_stage(data: TrainingData, reward_model_version: str | None) -> ModelRecord:
+    """Train ``data.stage`` from the stage table and register the model (policies: with their reward model)."""
     registry = Registry.from_settings(resources.settings())
-    version = _version_of(data)
-    model_dir = registry.model_dir("reward_model", version)
-    metrics = train_reward_model(data.config, data.train, data.held_out, model_dir)
-    return registry.register("reward_model", version, snapshot_id=data.snapshot_id, recipe=data.recipe,
+    stage, version = get_stage(data.stage), _version_of(data)
+    rm_dir = registry.model_dir("reward_model", reward_model_version) if reward_model_version else None
+    run = StageRun(data.config, data.train, data.held_out, registry.model_dir(stage.kind, version), rm_dir,
+                   get_run_logger())
+    metrics = stage.train(run)
+    run.log.info("%s %s trained: %s", data.stage, version, _numbers(metrics, stage.summary_keys))
+    if stage.kind == "policy":
+        metrics = {"algorithm": data.stage, "reward_model": reward_model_version, **metrics}
+    return registry.register(stage.kind, version, snapshot_id=data.snapshot_id, recipe=data.recipe,
                              recipe_path=data.recipe_path, metrics=metrics, parent_model=data.config.model_name_or_path)
 
 
-@task(name="gate-reward-model", cache_policy=NO_CACHE)
+@task(name="gate-reward-model", cache_policy=NO_CACHE, log_prints=False)
 def gate_reward_model(record: ModelRecord, data: TrainingData) -> GateDecision:
     """Promote (store record + event) or reject the candidate against the current AI labeler."""
     from models.factory import build_labeler
@@ -100,7 +113,7 @@ def gate_reward_model(record: ModelRecord, data: TrainingData) -> GateDecision:
     return decision
 
 
-@task(name="publish-reward-model-report", cache_policy=NO_CACHE)
+@task(name="publish-reward-model-report", cache_policy=NO_CACHE, log_prints=False)
 def publish_reward_model_report(record: ModelRecord, decision: GateDecision) -> dict:
     heldout = record.metrics["heldout"]
     lines = [f"# Reward model {record.version}", "", f"snapshot `{record.snapshot_id}`, parent `{record.parent_model}`", "",
@@ -109,14 +122,17 @@ def publish_reward_model_report(record: ModelRecord, decision: GateDecision) -> 
     lines += [f"| accuracy before training | {record.metrics['heldout_before']['accuracy']:.3f} |",
               f"| gate | {'PROMOTED' if decision.passed else 'REJECTED'}: {decision.reason} |"]
     create_markdown_artifact(key="reward-model-report", markdown="\n".join(lines), description=f"reward model {record.version}")
+    get_run_logger().info("train-reward-model summary: version %s, held-out accuracy %.3f (before training %.3f), "
+                          "baseline %.3f, %d held-out pairs, %s", record.version, heldout["accuracy"],
+                          record.metrics["heldout_before"]["accuracy"], decision.baseline_accuracy, heldout["n_pairs"],
+                          "PROMOTED" if decision.passed else "REJECTED")
     return {"version": record.version, "promoted": decision.passed, "heldout_accuracy": heldout["accuracy"],
             "baseline_accuracy": decision.baseline_accuracy, "gate_reason": decision.reason}
 
 
-@task(name="prepare-policy-data", cache_policy=NO_CACHE)
+@task(name="prepare-policy-data", cache_policy=NO_CACHE, log_prints=False)
 def prepare_policy_data(reward_model_version: str, algorithm: str, recipe: str | None) -> TrainingData:
-    if algorithm not in POLICY_ALGORITHMS:
-        raise ValueError(f"algorithm {algorithm!r} is not one of {POLICY_ALGORITHMS}: pass e.g. algorithm='ppo'")
+    get_stage(algorithm, kind="policy")  # an unknown algorithm is refused before anything is read
     registry = Registry.from_settings(resources.settings())
     rm = registry.get("reward_model", reward_model_version)
     if rm.status == "rejected":
@@ -125,51 +141,26 @@ def prepare_policy_data(reward_model_version: str, algorithm: str, recipe: str |
     return prepare_training_data.fn(rm.snapshot_id, recipe or f"recipes/{algorithm}.yaml", algorithm)
 
 
-@task(name="fit-policy", cache_policy=NO_CACHE)
+@task(name="fit-policy", cache_policy=NO_CACHE, log_prints=False)
 def fit_policy(data: TrainingData, reward_model_version: str) -> ModelRecord:
-    registry = Registry.from_settings(resources.settings())
-    version = _version_of(data)
-    rm_dir = registry.model_dir("reward_model", reward_model_version)
-    model_dir = registry.model_dir("policy", version)
-    if data.stage == "ppo":
-        from models.training.ppo import train_ppo
-
-        metrics = train_ppo(data.config, data.train, rm_dir, model_dir)
-    elif data.stage == "dpo":
-        from models.training.dpo import train_dpo
-
-        metrics = train_dpo(data.config, data.train, data.held_out, model_dir)
-    else:
-        from models.training.online import train_online
-
-        metrics = train_online(data.config, data.train, rm_dir, model_dir)
-    metrics = {"algorithm": data.stage, "reward_model": reward_model_version, **metrics}
-    return registry.register("policy", version, snapshot_id=data.snapshot_id, recipe=data.recipe,
-                             recipe_path=data.recipe_path, metrics=metrics, parent_model=data.config.model_name_or_path)
+    return fit_stage(data, reward_model_version)
 
 
-@task(name="evaluate-policy", cache_policy=NO_CACHE)
+@task(name="evaluate-policy", cache_policy=NO_CACHE, log_prints=False)
 def evaluate_policy(record: ModelRecord, data: TrainingData, reward_model_version: str) -> dict:
     """RM score before/after, KL to the SFT reference and win rate, on held-out prompts; a Prefect artifact."""
-    from transformers import AutoModelForCausalLM
-
-    from models.training.dpo import load_chat_tokenizer
-    from models.training.evaluate import policy_report
-    from models.training.reward import load_reward_model
+    from models.training.evaluate import evaluate_policy_dir
 
     registry = Registry.from_settings(resources.settings())
-    cfg = data.config
-    device = cfg.device
-    policy = AutoModelForCausalLM.from_pretrained(str(registry.model_dir("policy", record.version))).to(device)
-    reference = AutoModelForCausalLM.from_pretrained(cfg.model_name_or_path).to(device)
-    reward_model, reward_tokenizer = load_reward_model(registry.model_dir("reward_model", reward_model_version))
-    prompts = list(dict.fromkeys(data.held_out["prompt"]))[: getattr(cfg, "eval_max_prompts", 64)]
-    max_new = getattr(cfg, "max_new_tokens", None) or getattr(cfg, "max_completion_length", None) or 64
-    report = policy_report(policy, reference, load_chat_tokenizer(cfg.model_name_or_path), reward_model.to(device),
-                           reward_tokenizer, prompts, max_new)
+    prompts = list(dict.fromkeys(data.held_out["prompt"]))
+    report = evaluate_policy_dir(data.config, registry.model_dir("policy", record.version),
+                                 registry.model_dir("reward_model", reward_model_version), prompts)
     registry.set_status("policy", record.version, "candidate", "evaluated on held-out prompts", {"heldout": report})
     lines = [f"# Policy {record.version} ({data.stage}, reward model {reward_model_version})", "",
              "| measure | value |", "|---|---|"] + [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |"
                                                    for k, v in report.items()]
     create_markdown_artifact(key="policy-report", markdown="\n".join(lines), description=f"policy {record.version}")
+    get_run_logger().info("finetune-policy summary: %s policy %s, %s", data.stage, record.version,
+                          _numbers(report, ("rm_score_before", "rm_score_after", "kl_to_reference",
+                                            "win_rate_vs_reference", "n_prompts")))
     return {"version": record.version, "algorithm": data.stage, **report}

@@ -16,17 +16,21 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 from transformers import TrainingArguments
 from trl import DPOConfig, GRPOConfig, RewardConfig, RLOOConfig
 
+from labeling.errors import UserError
+
 RECIPE_SECTIONS = ("model", "data", "training")
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Precision switches TrainingArguments accepts only with a GPU (bf16 also with use_cpu: CPU autocast).
+GPU_ONLY_KEYS = ("bf16", "fp16", "tf32", "bf16_full_eval", "fp16_full_eval")
 
 
-class RecipeError(ValueError):
+class RecipeError(UserError, ValueError):
     """A recipe file is missing, malformed, or names keys its stage does not know."""
 
 
@@ -60,20 +64,28 @@ class LoraFields:
 class RewardModelConfig(SnapshotFields, RewardConfig):
     """TRL's RewardConfig + snapshot fields. ``model_name_or_path`` is the reward model's base."""
 
+    STAGE: ClassVar[str] = "reward_model"
+
 
 @dataclass
 class DPOStageConfig(LoraFields, SnapshotFields, DPOConfig):
     """TRL's DPOConfig + snapshot and LoRA fields. ``model_name_or_path`` must be a chat (SFT) model."""
+
+    STAGE: ClassVar[str] = "dpo"
 
 
 @dataclass
 class RLOOStageConfig(LoraFields, SnapshotFields, RLOOConfig):
     """TRL's RLOOConfig; the reward function is our reward model."""
 
+    STAGE: ClassVar[str] = "rloo"
+
 
 @dataclass
 class GRPOStageConfig(LoraFields, SnapshotFields, GRPOConfig):
     """TRL's GRPOConfig; the reward function is our reward model. Keep ``beta > 0`` (KL to the SFT model)."""
+
+    STAGE: ClassVar[str] = "grpo"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -91,6 +103,8 @@ class PPOConfig(SnapshotFields, TrainingArguments):
     ``model_name_or_path`` is the SFT policy; it must be a chat model (it needs a chat template),
     because prompts are rendered with ``apply_chat_template(..., add_generation_prompt=True)``.
     """
+
+    STAGE: ClassVar[str] = "ppo"
 
     rollout_batch_size: int = field(default=64, metadata={"help": "Prompts per PPO iteration."})
     mini_batch_size: int = field(default=16, metadata={"help": "Rollouts per gradient step."})
@@ -111,13 +125,6 @@ class PPOConfig(SnapshotFields, TrainingArguments):
     eval_max_prompts: int = 64
 
 
-STAGE_CONFIGS: dict[str, type] = {
-    "reward_model": RewardModelConfig,
-    "dpo": DPOStageConfig,
-    "ppo": PPOConfig,
-    "rloo": RLOOStageConfig,
-    "grpo": GRPOStageConfig,
-}
 
 C = TypeVar("C")
 
@@ -158,10 +165,11 @@ def load_recipe(path: str | Path, config_cls: type[C], **overrides: Any) -> C:
     """Build ``config_cls`` from a recipe file; ``overrides`` (e.g. output_dir) win over the file."""
     flat = read_recipe(path)
     stage = flat.pop("__stage__", None)
-    expected = {v: k for k, v in STAGE_CONFIGS.items()}.get(config_cls)
+    expected = getattr(config_cls, "STAGE", None)
     if stage is not None and expected is not None and stage != expected:
         raise RecipeError(f"recipe {str(path)!r} is for stage {stage!r}, not {expected!r}: pass the {expected} recipe")
     flat.update(overrides)
+    check_runnable_here(path, flat, expected)
     known = {f.name for f in dataclasses.fields(config_cls) if f.init}
     unknown = sorted(set(flat) - known)
     if unknown:
@@ -170,3 +178,29 @@ def load_recipe(path: str | Path, config_cls: type[C], **overrides: Any) -> C:
             "fix their spelling or remove them (see the TRL config docs for valid names)"
         )
     return config_cls(**flat)
+
+
+def check_runnable_here(path: str | Path, flat: dict[str, Any], stage: str | None) -> None:
+    """Refuse, in one line, a recipe that cannot start here: no model, or GPU-only precision on a CPU.
+
+    Checked when the recipe is loaded, before any snapshot or model is, so the user's mistake is
+    never a traceback from deep inside TrainingArguments or a trainer.
+    """
+    example = {"reward_model": "juryflow-tiny/reward-model"}.get(stage or "", "juryflow-tiny/chat-policy")
+    if not flat.get("model_name_or_path"):
+        raise RecipeError(
+            f"recipe {str(path)!r} sets no model.model_name_or_path: name the starting model "
+            f"(a local directory or hub id; on a CPU, offline: {example})"
+        )
+    if flat.get("use_cpu"):
+        return  # explicit CPU: TrainingArguments itself judges what CPU autocast allows
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    for key in GPU_ONLY_KEYS:
+        if flat.get(key):
+            raise RecipeError(
+                f"recipe {str(path)!r} sets training.{key}: true, which needs a CUDA GPU and this machine has none: "
+                f"use recipes/test/{stage or 'reward_model'}.yaml or set training.{key}: false"
+            )

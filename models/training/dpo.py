@@ -10,37 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.training.config import DPOStageConfig, LoraFields
+from models.training.config import DPOStageConfig
 from models.training.data import dpo_rows
+from models.training.loading import load_chat_tokenizer, lora_config, resolve_base_model
 
 
-def lora_config(config: LoraFields, task_type: str = "CAUSAL_LM"):
-    if not config.use_peft:
-        return None
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=config.lora_target_modules,
-        task_type=task_type,
-    )
-
-
-def load_chat_tokenizer(path: str):
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if not tokenizer.chat_template:
-        raise ValueError(
-            f"policy model {path!r} has no chat template: policy training needs a chat (SFT) model; "
-            "fine-tune an instruction model first or set tokenizer.chat_template"
-        )
-    return tokenizer
-
-
-def train_dpo(config: DPOStageConfig, train_rows, held_out_rows, model_dir: Path) -> dict:
+def train_dpo(config: DPOStageConfig, train_rows, held_out_rows, model_dir: Path, callbacks=None) -> dict:
     """Train; return held-out preference accuracy and implicit reward margin before and after."""
     from trl import DPOTrainer
 
@@ -48,12 +23,13 @@ def train_dpo(config: DPOStageConfig, train_rows, held_out_rows, model_dir: Path
         raise ValueError("DPO recipe has no model.model_name_or_path: set it to the SFT chat model directory")
     tokenizer = load_chat_tokenizer(config.model_name_or_path)
     trainer = DPOTrainer(
-        model=config.model_name_or_path,  # a path, so TRL can load the reference from it too
+        model=resolve_base_model(config.model_name_or_path),  # a path, so TRL can load the reference from it too
         args=config,
         train_dataset=dpo_rows(train_rows),
         eval_dataset=dpo_rows(held_out_rows),
         processing_class=tokenizer,
         peft_config=lora_config(config),
+        callbacks=callbacks,
     )
     before = trainer.evaluate()
     result = trainer.train()

