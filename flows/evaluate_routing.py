@@ -7,12 +7,15 @@ The file's reference labels play the humans; see labeling/evaluate.py for the me
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, get_run_logger
+
+from flows._main import parser_for, run_main
+from flows.summaries import evaluate_routing_line
 
 from tasks.evaluation import build_routing_report, load_labeled_samples, publish_routing_report, score_out_of_fold
 
 
-@flow(name="evaluate-routing", log_prints=True)
+@flow(name="evaluate-routing")
 def evaluate_routing(
     data: str,
     out: str = "juryflow-eval",
@@ -31,10 +34,24 @@ def evaluate_routing(
                "calibration_share": calibration_share, "skipped_rows": skipped}  # fmt: skip
     report = build_routing_report(samples, p_a, options, out)
     publish_routing_report(report)
+    get_run_logger().info(evaluate_routing_line(report))
     return report
 
 
-if __name__ == "__main__":
-    import sys
+def main(argv: list[str] | None = None) -> None:
+    parser = parser_for(__doc__, "python -m flows.evaluate_routing")
+    parser.add_argument("data", help="a labeled JSONL/Parquet file (reference labels play the humans)")
+    parser.add_argument("out", nargs="?", default="juryflow-eval", help="report directory")
 
-    evaluate_routing(*sys.argv[1:3])
+    def start(args):
+        from juryflow.preflight import check_input_path
+
+        check_input_path(args.data)
+        report = evaluate_routing(args.data, args.out)
+        return report, evaluate_routing_line(report)
+
+    run_main(parser, start, argv)
+
+
+if __name__ == "__main__":
+    main()

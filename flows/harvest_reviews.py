@@ -6,12 +6,15 @@ resolve them into labels, publish agreement figures. Schedule it every few minut
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, get_run_logger
+
+from flows._main import parser_for, run_main
+from flows.summaries import harvest_line
 
 from tasks.review import ensure_project, harvest, publish_agreement, push_pending
 
 
-@flow(name="harvest-reviews", log_prints=True)
+@flow(name="harvest-reviews")
 def harvest_reviews(retry_delay_seconds: list[float] | None = None) -> dict:
     """``retry_delay_seconds`` overrides the tasks' backoff (tests use short delays)."""
     opts = {"retry_delay_seconds": retry_delay_seconds} if retry_delay_seconds is not None else {}
@@ -19,8 +22,22 @@ def harvest_reviews(retry_delay_seconds: list[float] | None = None) -> dict:
     pushed = push_pending.with_options(**opts)(project_id)
     harvested = harvest.with_options(**opts)(project_id)
     agreement = publish_agreement()
-    return {"project_id": project_id, "pushed": pushed, "harvested": harvested, "agreement": agreement}
+    result = {"project_id": project_id, "pushed": pushed, "harvested": harvested, "agreement": agreement}
+    get_run_logger().info(harvest_line(result))
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    def start(args):
+        from juryflow.preflight import check_labelstudio_configured
+        from labeling.settings import load_settings
+
+        check_labelstudio_configured(load_settings())
+        result = harvest_reviews()
+        return result, harvest_line(result)
+
+    run_main(parser_for(__doc__, "python -m flows.harvest_reviews"), start, argv)
 
 
 if __name__ == "__main__":
-    harvest_reviews()
+    main()

@@ -6,11 +6,11 @@ escalate -> merge -> export, and the training trigger.
 
 from __future__ import annotations
 
-import sys
-
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows._main import parser_for, run_main
+from flows.summaries import label_batch_line
 from labeling.schemas import SampleState
 from tasks import resources
 from tasks.events import emit_labels_ready
@@ -29,8 +29,26 @@ def label_batch(input_path: str | None = None, critique: bool | None = None) -> 
     judged = judge_and_merge.map(list_sample_ids(SampleState.judge_pending, chunk), critique=critique).result()
     snapshot = export_dataset()
     emit_labels_ready(snapshot)
-    return publish_run_summary(ingested, labeled, judged, snapshot)
+    summary = publish_run_summary(ingested, labeled, judged, snapshot)
+    get_run_logger().info(label_batch_line(summary))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = parser_for(__doc__, "python -m flows.label_batch")
+    parser.add_argument("input_path", nargs="?", help="JSONL, Parquet or datasets dir; omit to only process stored samples")
+
+    def start(args):
+        from juryflow.preflight import check_input_path
+        from labeling.settings import load_settings
+
+        load_settings()
+        check_input_path(args.input_path)
+        summary = label_batch(args.input_path)
+        return summary, label_batch_line(summary)
+
+    run_main(parser, start, argv)
 
 
 if __name__ == "__main__":
-    label_batch(sys.argv[1] if len(sys.argv) > 1 else None)
+    main()

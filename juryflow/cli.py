@@ -18,11 +18,12 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from juryflow import cli_evaluate, cli_labeler, cli_labelstudio, cli_models  # noqa: E402
+from juryflow import cli_evaluate, cli_human, cli_labeler, cli_labelstudio, cli_models  # noqa: E402
+from juryflow.cli_support import UserErrorGroup, note_demo_config, use_demo_config_by_default  # noqa: E402
 
-app = typer.Typer(help="Hybrid human/AI preference labeling for RLHF.", no_args_is_help=True, add_completion=False)
-human_app = typer.Typer(help="Human labels without Label Studio.", no_args_is_help=True)
-app.add_typer(human_app, name="human")
+app = typer.Typer(help="Hybrid human/AI preference labeling for RLHF.", no_args_is_help=True, add_completion=False,
+                  cls=UserErrorGroup)
+app.add_typer(cli_human.app, name="human")
 app.add_typer(cli_labeler.app, name="labeler", help="Fit and inspect the AI labeler.")
 app.add_typer(cli_evaluate.app)  # the `juryflow evaluate` command
 app.add_typer(cli_labelstudio.app, name="labelstudio", help="Run the local Label Studio server.")
@@ -30,14 +31,20 @@ app.add_typer(cli_models.app, name="models", help="Reward models and policies: t
 console = Console()
 
 
-def _settings():
-    from labeling.settings import SettingsError, load_settings
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="show full tracebacks, also for user errors")] = False,
+) -> None:
+    """Hybrid human/AI preference labeling for RLHF. User mistakes print one line and exit 2."""
+    if ctx.invoked_subcommand not in ("demo", "generate"):  # the demo keeps its own settings
+        note_demo_config(use_demo_config_by_default())
 
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+
+def _settings():
+    from labeling.settings import load_settings
+
+    return load_settings()  # a SettingsError becomes one line and exit 2 (UserErrorGroup)
 
 
 @app.command()
@@ -46,11 +53,16 @@ def run(
     critique: Annotated[Optional[bool], typer.Option("--critique/--no-critique", help="judge writes per-principle critiques")] = None,
 ) -> None:
     """Run the label_batch flow once (ingest, label, route, judge, merge, export)."""
+    from juryflow.preflight import check_input_path
+
     _settings()
+    check_input_path(input_path)
     from flows.label_batch import label_batch
+    from flows.summaries import label_batch_line
 
     summary = label_batch(str(input_path) if input_path else None, critique=critique)
     console.print_json(json.dumps(summary, default=str))
+    console.print(label_batch_line(summary), soft_wrap=True)
 
 
 @app.command()
@@ -86,42 +98,6 @@ def export() -> None:
 
     snap = export_dataset.fn()  # the flow's export, outside a flow run: same thresholds recorded
     console.print(f"snapshot {snap.snapshot_id}: {snap.n_rows} rows at {snap.path}")
-
-
-@human_app.command("import")
-def human_import(path: Annotated[Path, typer.Argument(help="JSONL: sample_id, choice (A|B|tie), annotator?, reason?")]) -> None:
-    """Import human labels for samples awaiting review; re-importing never duplicates."""
-    cfg = _settings()
-    from labeling.human_import import read_human_labels
-    from labeling.merge import finalize_human_reviews
-    from labeling.schemas import QuarantineRecord, SampleState
-    from tasks import resources
-
-    st = resources.store(cfg)
-    labels, problems = read_human_labels(path)
-    states = st.sample_states([hl.sample_id for hl in labels])
-    reviewable = {SampleState.human_pending, SampleState.labeled}
-    accepted = [hl for hl in labels if states.get(hl.sample_id) in reviewable]
-    for hl in labels:
-        if states.get(hl.sample_id) not in reviewable:
-            state = states.get(hl.sample_id)
-            problems.append(
-                QuarantineRecord(
-                    sample_id=hl.sample_id, source=str(path), field="sample_id",
-                    reason=(f"unknown sample id; ingest it first" if state is None
-                            else f"sample is {state.value}, not awaiting human review"),
-                )
-            )
-    with st.atomic():
-        st.record_human_labels(accepted)
-        outcomes = finalize_human_reviews(st, sorted({hl.sample_id for hl in accepted}), cfg.labelstudio.max_annotators_on_tie)
-        st.add_quarantine(problems)
-    for p in problems:
-        console.print(f"[yellow]rejected[/yellow] {p.message}")
-    counts: dict[str, int] = {}
-    for outcome in outcomes.values():
-        counts[outcome] = counts.get(outcome, 0) + 1
-    console.print(f"imported {len(accepted)} labels for {len(outcomes)} samples: {counts}; rejected {len(problems)}")
 
 
 @app.command()

@@ -9,7 +9,7 @@ from labeling.labelstudio.server import LabelStudioServer, LabelStudioServerErro
 from labeling.settings import config_path, load_settings
 
 app = typer.Typer(help="Run the local Label Studio server that humans label in.", no_args_is_help=True)
-console = Console()
+console = Console(soft_wrap=True)
 
 
 def _server(host: str = "127.0.0.1") -> LabelStudioServer:
@@ -24,6 +24,9 @@ def up(
         "prefer a TLS reverse proxy in front of 127.0.0.1 over --host 0.0.0.0."),
 ) -> None:
     """Install (first time, ~10 s with uv), start, and record the URL and API token in juryflow.yaml."""
+    from juryflow.cli_support import drop_demo_default
+
+    drop_demo_default()  # `up` sets up your own ./juryflow.yaml, never the demo's
     server = _server(host)
     with console.status("starting Label Studio (first start runs ~1 min of database migrations)..."):
         try:
@@ -50,10 +53,33 @@ def down() -> None:
 @app.command()
 def status() -> None:
     """Say whether the local server runs and answers /health."""
-    info = _server().status()
+    cfg = load_settings()
+    server = LabelStudioServer(cfg.data_dir, port=cfg.labelstudio.port)
+    info = server.status()
+    if not cfg.labelstudio.url and not info["running"]:
+        console.print(f"Label Studio: not configured: labelstudio.url is unset in {config_path()} and no local server runs "
+                      f"for data_dir {cfg.data_dir}; run `juryflow labelstudio up`, or set labelstudio.url and "
+                      "labelstudio.api_key (JURYFLOW__LABELSTUDIO__URL, JURYFLOW__LABELSTUDIO__API_KEY)", soft_wrap=True)
+        raise typer.Exit(2)
+    if cfg.labelstudio.url and not info["running"]:
+        _report_configured_server(cfg.labelstudio.url)
+        return
     state = "healthy" if info["healthy"] else ("running, not answering" if info["running"] else "not running")
     console.print(f"Label Studio: {state} ({info['url']}, data {info['data_dir']})")
     if not info["healthy"]:
+        raise typer.Exit(1)
+
+
+def _report_configured_server(url: str) -> None:
+    """A server juryflow did not start (labelstudio.url): ask its /health."""
+    import httpx
+
+    try:
+        healthy = httpx.get(f"{url.rstrip('/')}/health", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        healthy = False
+    console.print(f"Label Studio: {'healthy' if healthy else 'not answering'} ({url}, from labelstudio.url)")
+    if not healthy:
         raise typer.Exit(1)
 
 

@@ -61,9 +61,14 @@ def train_reward(
     recipe: Annotated[str, typer.Option(help="reward-model recipe YAML")] = "recipes/reward_model.yaml",
 ) -> None:
     """Train a reward model on a snapshot, gate it against the current AI labeler, promote or reject."""
+    from flows.summaries import training_line
     from flows.train_reward_model import train_reward_model
+    from juryflow.preflight import check_recipe
 
-    console.print_json(json.dumps(train_reward_model(snapshot_id, recipe)))
+    check_recipe(recipe, "reward_model")  # a recipe mistake is one line, before the flow starts
+    result = train_reward_model(snapshot_id, recipe)
+    console.print_json(json.dumps(result))
+    console.print(training_line("train-reward-model", result), soft_wrap=True)
 
 
 @app.command()
@@ -74,8 +79,15 @@ def finetune(
 ) -> None:
     """Fine-tune the SFT policy against a reward model and report before/after on held-out prompts."""
     from flows.finetune_policy import finetune_policy
+    from flows.summaries import training_line
+    from juryflow.preflight import check_recipe
 
-    console.print_json(json.dumps(finetune_policy(reward_model_version, algorithm, recipe)))
+    if algorithm not in ("ppo", "dpo", "rloo", "grpo"):
+        raise typer.BadParameter(f"--algorithm {algorithm!r}: use ppo, dpo, rloo or grpo")
+    check_recipe(recipe or f"recipes/{algorithm}.yaml", algorithm)  # one line, before the flow starts
+    result = finetune_policy(reward_model_version, algorithm, recipe)
+    console.print_json(json.dumps(result))
+    console.print(training_line("finetune-policy", result), soft_wrap=True)
 
 
 if __name__ == "__main__":
