@@ -16,6 +16,7 @@ from labeling.ingest.validation import (
     check_metadata,
     check_text,
     is_invisible,
+    shows_nothing,
     split_hh,
 )
 
@@ -32,5 +33,6 @@ __all__ = [
     "is_invisible",
     "load_records",
     "parse_records",
+    "shows_nothing",
     "split_hh",
 ]

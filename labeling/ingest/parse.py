@@ -13,8 +13,8 @@ from labeling.ingest.validation import (
     InputRow,
     check_encodable,
     check_metadata,
-    is_invisible,
     short_repr,
+    shows_nothing,
     split_hh,
 )
 from labeling.schemas import QuarantineRecord, Sample, content_hash, unit_hash
@@ -46,7 +46,7 @@ def parse_records(
             )
             continue
         given_id = record.data.get("sample_id")
-        readable = isinstance(given_id, str) and given_id.strip() and not all(map(is_invisible, given_id))
+        readable = isinstance(given_id, str) and not shows_nothing(given_id.strip())
         quarantine_id = given_id if readable else fallback_id  # name the row when its id shows nothing
         try:
             sample = _to_sample(record.data, context)
@@ -95,8 +95,7 @@ def parse_records(
 
 
 def _to_sample(data: dict[str, Any], context: dict[str, Any]) -> Sample:
-    for column in data:  # unknown columns are kept in metadata, so their names are stored too
-        check_encodable(column, "(column names)")
+    check_encodable("".join(data), "(column names)")  # unknown columns are kept in metadata, names and all
     is_hh = bool(HH_COLUMNS & set(data)) and not ({"response_a", "response_b"} & set(data))
     if is_hh:
         for field in HH_COLUMNS - set(data):

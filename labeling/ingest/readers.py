@@ -42,6 +42,9 @@ def _parse_int(literal: str) -> int:
     return int(literal)
 
 
+_DECODER = json.JSONDecoder(parse_int=_parse_int)  # one instance: json.loads(..., parse_int=) builds one per call
+
+
 def load_records(path: str | Path) -> Iterator[RawRecord]:
     """Every row of a JSONL(.gz) file, Parquet file or local `datasets` directory, in order."""
     path = Path(path)
@@ -95,7 +98,7 @@ def _parse_line(source: str, row: int, line: bytes) -> RawRecord:
     if not text.strip():
         return RawRecord(source, row, error="")  # blank line: skipped, not an error
     try:
-        data = json.loads(text.rstrip("\r\n"), parse_int=_parse_int)
+        data = _DECODER.decode(text.rstrip("\r\n"))
     except json.JSONDecodeError as exc:
         return RawRecord(
             source,

@@ -24,6 +24,7 @@ MAX_METADATA_DEPTH = 100
 # letters and marks that render blank (Hangul fillers, braille blank, grapheme joiner, variation selectors).
 _INVISIBLE_CATEGORIES = frozenset({"Cf", "Zs", "Zl", "Zp", "Cc"})
 _BLANK_LOOKING = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f") | {chr(c) for c in range(0xFE00, 0xFE10)}
+_VISIBLE_ASCII = re.compile("[!-~]")
 # The ones that take no width at all, for telling two replies apart (Cf also holds visible signs,
 # such as the Arabic number signs U+0600-0605, so this list is explicit).
 _ZERO_WIDTH = re.compile(
@@ -46,6 +47,12 @@ def is_invisible(char: str) -> bool:
         or unicodedata.category(char) in _INVISIBLE_CATEGORIES
         or "\U000e0100" <= char <= "\U000e01ef"  # variation selectors supplement
     )
+
+
+def shows_nothing(value: str) -> bool:
+    """True for text made only of invisible characters (an empty text included)."""
+    # A visible ASCII character settles it at C speed; otherwise all() stops at the first visible one.
+    return not _VISIBLE_ASCII.search(value) and all(map(is_invisible, value))
 
 
 def without_zero_width(value: str) -> str:
@@ -74,7 +81,7 @@ def check_text(value: Any, field: str, max_chars: int) -> str:
             f"is {len(value):,} characters, over ingest.max_chars={max_chars:,}: shorten it, "
             "or raise the limit with JURYFLOW__INGEST__MAX_CHARS",
         )
-    if all(map(is_invisible, value)):  # stops at the first visible character, so cheap for real text
+    if shows_nothing(value):
         first = list(dict.fromkeys(value))[:3]
         shown = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, unicodedata.category(c))}" for c in first)
         raise FieldProblem(field, f"is only invisible characters ({shown}): give `{field}` real text, or drop the row")
@@ -102,29 +109,27 @@ def check_metadata(value: Any, field: str = "metadata") -> dict[str, Any]:
             f"is a {type(value).__name__} ({short_repr(value)}): make it an object, "
             'e.g. {"tags": [...]}, or leave it out',
         )
-    if _depth(value) > MAX_METADATA_DEPTH:
-        raise FieldProblem(
-            field, f"nests more than {MAX_METADATA_DEPTH} levels deep: flatten it, or store that part as a string"
-        )
     try:
         encoded = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise FieldProblem(field, f"is not plain JSON ({exc}): keep to strings, numbers, lists and objects") from None
+    # Each level takes at least two characters, so short metadata cannot be too deep: skip the walk.
+    if len(encoded) > 2 * MAX_METADATA_DEPTH and _depth(value) > MAX_METADATA_DEPTH:
+        raise FieldProblem(
+            field, f"nests more than {MAX_METADATA_DEPTH} levels deep: flatten it, or store that part as a string"
+        )
     check_encodable(encoded, field)  # a lone surrogate in a key or value cannot be stored
     return value
 
 
 def _depth(value: Any) -> int:
-    """How deeply lists and dicts nest, without recursion (so no depth can overflow the stack)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, level)
-            if level > MAX_METADATA_DEPTH:
-                break  # already too deep: the exact figure beyond the limit does not matter
-            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
+    """How deeply lists and dicts nest, level by level without recursion (no depth can overflow the stack)."""
+    level, frontier = 0, [value]
+    while frontier and level <= MAX_METADATA_DEPTH:  # beyond the limit the exact figure does not matter
+        level += 1
+        children = (c for item in frontier for c in (item.values() if isinstance(item, dict) else item))
+        frontier = [c for c in children if isinstance(c, dict | list)]
+    return level
 
 
 def short_repr(value: Any) -> str:
@@ -206,7 +211,10 @@ class InputRow(BaseModel):
     @model_validator(mode="after")
     def _pair(self) -> InputRow:
         # Zero-width characters ignored: two replies that differ only in them look the same to a reviewer.
-        if without_zero_width(self.response_a).strip() == without_zero_width(self.response_b).strip():
+        a, b = self.response_a, self.response_b
+        if not (a.isascii() and b.isascii()):  # ASCII has no zero-width characters
+            a, b = without_zero_width(a), without_zero_width(b)
+        if a.strip() == b.strip():
             hidden = "" if self.response_a.strip() == self.response_b.strip() else " (but for zero-width characters)"
             raise FieldProblem(
                 "response_b",
