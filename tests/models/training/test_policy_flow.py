@@ -35,3 +35,38 @@ def test_unknown_algorithm_is_refused(prefect_harness, juryflow_env):
 
     with pytest.raises(ValueError, match="algorithm 'sac' is not one of"):
         finetune_policy("v1", "sac")
+
+
+BYTECODE_OPNAMES = ("LOAD_GLOBAL", "LOAD_FAST", "RETURN_VALUE", "RESUME", "CALL_FUNCTION", "PRECALL")
+
+
+@pytest.mark.slow
+def test_finetune_dpo_run_log_has_progress_and_one_summary_not_bytecode(prefect_harness, snapshot_in_data_dir,
+                                                                       juryflow_env, trained_reward_model, sft_policy):
+    """Even under log_prints=True (as flows had it), what dill and transformers print stays out of the run log."""
+    import shutil
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    from flows.finetune_policy import finetune_policy
+    from labeling.settings import load_settings
+
+    registry = Registry.from_settings(load_settings())
+    shutil.copytree(trained_reward_model, registry.model_dir("reward_model", "rm-logs"))
+    registry.register("reward_model", "rm-logs", snapshot_id=snapshot_in_data_dir, recipe={}, metrics={},
+                      parent_model=None)
+    recipe = write_recipe(RECIPES / "test" / "dpo.yaml", juryflow_env / "dpo.yaml",
+                          model={"model_name_or_path": sft_policy}, training={"num_train_epochs": 1, "logging_steps": 5})
+    state = finetune_policy.with_options(log_prints=True)("rm-logs", "dpo", str(recipe), return_state=True)
+    assert state.is_completed()
+    APILogWorker.drain_all(timeout=30)
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    messages = [log.message for log in logs]
+    assert not [m for m in messages if any(op in m for op in BYTECODE_OPNAMES)], messages[:20]
+    assert any(m.startswith("step ") and "loss=" in m for m in messages), messages
+    assert any(m.startswith("dpo ") and " trained: train_loss=" in m for m in messages), messages
+    summaries = [m for m in messages if m.startswith("finetune-policy summary: dpo policy ")]
+    assert len(summaries) == 1 and "win_rate_vs_reference=" in summaries[0], messages
