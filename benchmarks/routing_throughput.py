@@ -51,17 +51,17 @@ class ZeroCostJudge(Judge):
 
 
 def plain_loop(input_path: Path, store_url: str, batch_size: int) -> float:
-    """The same validation, routing and SQLite writes, with no Prefect."""
+    """The same validation, the same cascade functions and SQLite writes, with no Prefect."""
+    from functools import partial
     from itertools import islice
 
+    from labeling.cascade import judge_and_route, label_and_route
     from labeling.export import export_snapshot
     from labeling.ingest import load_records, parse_records
-    from labeling.merge import judge_final_label
-    from labeling.routing import route_after_judge, route_after_labeler
+    from labeling.records import read_active_thresholds
+    from labeling.routing import policy_in_force
     from labeling.settings import load_settings
     from labeling.store import Store
-    from labeling.injection import detect_injection
-    from tasks.resources import routing_policy
 
     cfg = load_settings()
     store = Store(store_url)
@@ -72,24 +72,10 @@ def plain_loop(input_path: Path, store_url: str, batch_size: int) -> float:
         samples, rejected = parse_records(chunk, cfg.ingest)
         store.add_samples(samples, source=str(input_path))
         store.add_quarantine(rejected)
-        policy = routing_policy(cfg, store)
-        labels = {lab.sample_id: lab for lab in labeler.label(samples)}
-        first = {s.sample_id: route_after_labeler(s.sample_id, labels[s.sample_id], policy) for s in samples}
-        with store.atomic():
-            store.record_ai_labels(list(labels.values()))
-            store.record_routes(list(first.values()), stage="labeler")
-        to_judge = [s for s in samples if first[s.sample_id].to_judge]
-        verdicts = judge.judge(to_judge, None)  # type: ignore[arg-type]
-        routes, finals = [], []
-        for s, v in zip(to_judge, verdicts, strict=True):
-            r = route_after_judge(first[s.sample_id], labels[s.sample_id], v, policy, detect_injection(s))
-            routes.append(r)
-            if r.accept_judge:
-                finals.append(judge_final_label(labels[s.sample_id], v))
-        with store.atomic():
-            store.record_verdicts(verdicts)
-            store.record_routes(routes, stage="judge")
-            store.record_final_labels(finals)
+        policy_for = partial(policy_in_force, cfg.routing, read_active_thresholds(store))
+        ids = [s.sample_id for s in samples]
+        label_and_route(store, ids, labeler, policy_for)
+        judge_and_route(store, ids, judge, None, policy_for)  # type: ignore[arg-type]
     export_snapshot(store, Path(store_url.removeprefix("sqlite:///")).parent / "loop-snapshots", {})
     return time.perf_counter() - started
 

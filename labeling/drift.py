@@ -5,19 +5,17 @@ auto-accept region estimate its error rate without bias. Under the guarantee tha
 <= alpha; a one-sided exact binomial test of H0: error rate <= alpha against the audits
 gathered since the active calibration tells us when that no longer holds (the labeler,
 the judge or the stream changed). On an alarm the active thresholds are tightened at once
-to "route everything onward" until ``recalibrate`` fits new ones.
+to "route everything onward" until ``recalibrate`` fits new ones
+(``labeling.recalibration.check_routing_drift``; the alarm is a ``labeling.records.DriftAlarm``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
 
 from pydantic import BaseModel
 from scipy.stats import binomtest
 
-DRIFT_RECORD_KIND = "drift"
 # The alarm's false-positive rate per check. Lower than a typical delta because the check runs
 # after every audit harvest, and a false alarm costs a full round of human labels.
 DEFAULT_DRIFT_LEVEL = 0.01
@@ -66,34 +64,3 @@ def first_alarm(
         if check_drift(stream_correct[start : start + batch_size], alpha, level).fired:
             return b
     return None
-
-
-def record_drift_alarm(store: Any, result: DriftResult, active: dict[str, Any] | None) -> dict[str, Any]:
-    """Record the alarm and tighten the active thresholds to route everything onward.
-
-    Writes ("drift", <time>) and replaces ("thresholds", "active"); the calibrated record of
-    the previous version stays under its own key for the audit trail.
-    """
-    now = datetime.now(UTC).isoformat()
-    alarm = {"created_at": now, "thresholds_version": (active or {}).get("version"), **result.model_dump()}
-    tightened = {
-        **(active or {}),
-        "labeler_threshold": None,
-        "judge_threshold": None,
-        "drift": True,
-        "status": (
-            f"DRIFT ALARM at {now}: {result.message}. Routing everything onward to the judge/humans "
-            "until `recalibrate` fits new thresholds."
-        ),
-    }
-    with store.atomic():
-        store.put_record(DRIFT_RECORD_KIND, now, alarm)
-        store.put_record("thresholds", "active", tightened)
-    return alarm
-
-
-def latest_drift_alarm(store: Any) -> dict[str, Any] | None:
-    records = store.list_records(DRIFT_RECORD_KIND)
-    if not records:
-        return None
-    return max(records, key=lambda kv: kv[0])[1]

@@ -258,10 +258,6 @@ def _more_labels_needed(
     return max(best[0] - n_total, 1), best[1]
 
 
-THRESHOLDS_RECORD_KIND = "thresholds"
-ACTIVE_KEY = "active"
-
-
 class ActiveThresholds(BaseModel):
     """What routing uses in place of the hand-set ``routing.high`` once calibrated.
 
@@ -293,13 +289,3 @@ class ActiveThresholds(BaseModel):
             and confidence is not None
             and confidence >= self.judge_threshold
         )
-
-    @classmethod
-    def from_record(cls, payload: dict[str, object]) -> ActiveThresholds:
-        return cls.model_validate({k: v for k, v in payload.items() if k in cls.model_fields})
-
-
-def load_active_thresholds(store: object) -> ActiveThresholds | None:
-    """The thresholds in force, from the store; None before the first calibration."""
-    payload = store.get_record(THRESHOLDS_RECORD_KIND, ACTIVE_KEY)  # type: ignore[attr-defined]
-    return None if payload is None else ActiveThresholds.from_record(payload)

@@ -218,7 +218,8 @@ def write_training_trigger(store: RecordStore, rec: TrainingTrigger) -> None:
 
 def read_review_overlaps(store: RecordStore) -> dict[str, ReviewOverlap]:
     """Raised overlaps by sample id."""
-    return {key: _parse(ReviewOverlap, REVIEW_OVERLAP_KIND, key, p) for key, p in store.list_records(REVIEW_OVERLAP_KIND)}
+    rows = store.list_records(REVIEW_OVERLAP_KIND)
+    return {key: _parse(ReviewOverlap, REVIEW_OVERLAP_KIND, key, payload) for key, payload in rows}
 
 
 def write_review_overlap(store: RecordStore, sample_id: str, rec: ReviewOverlap) -> None:

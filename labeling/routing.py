@@ -10,9 +10,14 @@ why a sample went where it went.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+from labeling.guarantee import ActiveThresholds
 from labeling.schemas import AILabel, JudgeVerdict, Route, RouteReason, unit_hash
+from labeling.settings import RoutingSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,33 @@ class RoutingPolicy:
             raise ValueError(f"routing low ({self.low}) must not exceed high ({self.high})")
         if not 0.0 <= self.audit_rate <= 1.0:
             raise ValueError(f"audit_rate must be in [0, 1], got {self.audit_rate}")
+
+
+def policy_in_force(
+    routing: RoutingSettings, active: ActiveThresholds | None, labeler_version: str | None = None
+) -> RoutingPolicy:
+    """The thresholds that apply to labels of ``labeler_version``: the active guaranteed calibration
+    when it was fitted on that labeler, else the hand-set ``routing.high``/``routing.low``.
+
+    ``labeler_version=None`` (no labeler: a cold start, or a caller that routes no labels, such as
+    the snapshot's record of thresholds) takes the active calibration whatever it was fitted on.
+    """
+    if active is not None and labeler_version and active.labeler_version not in (None, labeler_version):
+        # A calibration says nothing about another labeler's confidences (e.g. after a promotion).
+        log.warning(
+            "active thresholds were calibrated for labeler %s, not %s: using the configured thresholds "
+            "until the recalibrate flow has run", active.labeler_version, labeler_version,
+        )  # fmt: skip
+        active = None
+    if active is None:
+        return RoutingPolicy(high=routing.high, low=routing.low, audit_rate=routing.audit_rate)
+    high = active.labeler_threshold
+    return RoutingPolicy(
+        high=high,
+        low=min(routing.low, high) if high is not None else routing.low,
+        audit_rate=routing.audit_rate,
+        judge_threshold=active.judge_threshold,
+    )
 
 
 def is_audited(sample_id: str, audit_rate: float) -> bool:

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from labeling.records import ActiveLabeler, read_active_labeler
 from labeling.settings import Settings
 from models.base import AILabeler, Judge
 from models.judges.engine import JudgeEngine
@@ -15,16 +16,13 @@ log = logging.getLogger(__name__)
 PLACEHOLDER_JUDGE_DIR = "placeholder-judge"
 
 
-ACTIVE_LABELER = ("labeler", "active")  # written by models.training.gate on promotion
-
-
-def active_labeler_record(settings: Settings) -> dict | None:
-    """The reward model promoted by the training gate, if any (store record ``labeler/active``)."""
+def _read_promotion(settings: Settings) -> ActiveLabeler | None:
+    """The reward model promoted by the training gate, if any (labeling.records.ActiveLabeler)."""
     from labeling.store import Store
 
     store = Store.from_settings(settings)
     try:
-        return store.get_record(*ACTIVE_LABELER)
+        return read_active_labeler(store)
     finally:
         store.close()
 
@@ -32,7 +30,7 @@ def active_labeler_record(settings: Settings) -> dict | None:
 _UNREAD: Any = object()  # "the caller did not read the promotion record" (None = read: nothing promoted)
 
 
-def build_labeler(settings: Settings, active: dict | None = _UNREAD) -> AILabeler | None:
+def build_labeler(settings: Settings, active: ActiveLabeler | None = _UNREAD) -> AILabeler | None:
     """The AI labeler: a promoted reward model if the gate promoted one, else the configured one,
     else None (cold start: humans label first, and their labels train the first labeler).
 
@@ -40,13 +38,13 @@ def build_labeler(settings: Settings, active: dict | None = _UNREAD) -> AILabele
     """
     cfg = settings.labeler
     if active is _UNREAD:
-        active = active_labeler_record(settings)
+        active = _read_promotion(settings)
     if active is not None:
         # The loop closes here: each promoted reward model labels the next batch.
         from models.labelers.reward_model import RewardModelLabeler
 
-        log.info("AI labeler: promoted reward model %s (%s)", active.get("version"), active["model_path"])
-        return RewardModelLabeler(Path(active["model_path"]), batch_size=cfg.batch_size)
+        log.info("AI labeler: promoted reward model %s (%s)", active.version, active.model_path)
+        return RewardModelLabeler(Path(active.model_path), batch_size=cfg.batch_size)
     if cfg.model_path is None:
         log.info("no AI labeler configured (labeler.model_path unset): cold start, samples go to humans")
         return None

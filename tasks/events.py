@@ -12,18 +12,18 @@ from prefect import get_run_logger, task
 from prefect.events import emit_event
 
 from labeling.export import Snapshot
+from labeling.records import TrainingTrigger, read_training_trigger, write_training_trigger
 from tasks import resources
 
 LABELS_READY = "juryflow.labels.ready"
 REWARD_MODEL_PROMOTED = "juryflow.reward_model.promoted"
-LAST_TRIGGER = ("training", "last_trigger")  # store record: the snapshot that last triggered training
 
 
-def new_labels_since_last_trigger(snapshot: Snapshot, last_trigger: dict | None) -> int:
+def new_labels_since_last_trigger(snapshot: Snapshot, last_trigger: TrainingTrigger | None) -> int:
     """Rows gained since the snapshot that last triggered training (all rows if none did)."""
     if last_trigger is None:
         return snapshot.n_rows
-    return max(0, snapshot.n_rows - int(last_trigger["n_rows"]))
+    return max(0, snapshot.n_rows - last_trigger.n_rows)
 
 
 @task(name="emit-labels-ready", retries=2, retry_delay_seconds=[2, 10])
@@ -31,7 +31,7 @@ def emit_labels_ready(snapshot: Snapshot, new_label_count: int | None = None) ->
     """Emit ``juryflow.labels.ready`` when enough new labels arrived; the train-reward-model deployment listens."""
     cfg = resources.settings()
     store = resources.store(cfg)
-    last = store.get_record(*LAST_TRIGGER)
+    last = read_training_trigger(store)
     new = new_labels_since_last_trigger(snapshot, last) if new_label_count is None else new_label_count
     due = new >= cfg.training.trigger_min_new_labels
     outcome = {"snapshot_id": snapshot.snapshot_id, "new_labels": new, "threshold": cfg.training.trigger_min_new_labels,
@@ -45,8 +45,8 @@ def emit_labels_ready(snapshot: Snapshot, new_label_count: int | None = None) ->
         payload={"snapshot_id": snapshot.snapshot_id, "n_rows": snapshot.n_rows, "new_labels": new,
                  "counts_by_source": snapshot.counts_by_source},
     )
-    store.put_record(*LAST_TRIGGER, {"snapshot_id": snapshot.snapshot_id, "n_rows": snapshot.n_rows,
-                                     "emitted_at": datetime.now(UTC).isoformat()})
+    write_training_trigger(store, TrainingTrigger(snapshot_id=snapshot.snapshot_id, n_rows=snapshot.n_rows,
+                                                  emitted_at=datetime.now(UTC).isoformat()))
     get_run_logger().info("emitted %s for snapshot %s (%d new labels)", LABELS_READY, snapshot.snapshot_id, new)
     return outcome
 

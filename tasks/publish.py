@@ -10,7 +10,10 @@ from uuid import UUID
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from labeling.cascade import JudgeStageCounts, LabelerStageCounts
 from labeling.export import Snapshot, export_snapshot
+from labeling.records import read_active_thresholds
+from labeling.routing import policy_in_force
 from tasks import resources
 
 
@@ -34,7 +37,7 @@ def publish_png(path: str | Path, key: str, description: str | None = None) -> U
 def export_dataset() -> Snapshot:
     cfg = resources.settings()
     st = resources.store(cfg)
-    policy = resources.routing_policy(cfg, st)
+    policy = policy_in_force(cfg.routing, read_active_thresholds(st))
     thresholds = {
         "high": policy.high,
         "low": policy.low,
@@ -45,23 +48,25 @@ def export_dataset() -> Snapshot:
 
 
 @task(name="publish-run-summary")
-def publish_run_summary(ingested: dict | None, labeled: list[dict], judged: list[dict], snapshot: Snapshot) -> dict:
+def publish_run_summary(
+    ingested: dict | None, labeled: list[LabelerStageCounts], judged: list[JudgeStageCounts], snapshot: Snapshot
+) -> dict:
     """One table artifact per run: counts per route and the mean AI confidence."""
     reasons: Counter[str] = Counter()
     for part in labeled:
-        reasons.update(part["reasons"])
+        reasons.update(part.reasons)
     judge_outcomes: Counter[str] = Counter()
     for part in judged:
-        judge_outcomes.update(part["reasons"])
-    n_labeled = sum(p["labeled"] for p in labeled)
+        judge_outcomes.update(part.reasons)
+    n_labeled = sum(p.labeled for p in labeled)
     summary = {
         "ingested": ingested or {},
         "ai_labeled": n_labeled,
-        "to_judge": sum(p["to_judge"] for p in labeled),
-        "to_human": sum(p["to_human"] for p in labeled),
-        "judge_accepted": sum(p["accepted"] for p in judged),
-        "judge_escalated": sum(p["escalated"] for p in judged),
-        "mean_confidence": round(sum(p["confidence_sum"] for p in labeled) / n_labeled, 4) if n_labeled else None,
+        "to_judge": sum(p.to_judge for p in labeled),
+        "to_human": sum(p.to_human for p in labeled),
+        "judge_accepted": sum(p.accepted for p in judged),
+        "judge_escalated": sum(p.escalated for p in judged),
+        "mean_confidence": round(sum(p.confidence_sum for p in labeled) / n_labeled, 4) if n_labeled else None,
         "route_reasons": dict(reasons),
         "judge_outcomes": dict(judge_outcomes),
         "human_pending": resources.store().count_by_state().get("human_pending", 0),

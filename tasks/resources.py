@@ -8,19 +8,19 @@ them, so a worker -- thread, Dask or Ray process -- loads each model once, not p
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Hashable
-from functools import lru_cache
+from functools import lru_cache, partial
 
+from labeling.cascade import PolicyFor
 from labeling.constitution import Constitution, load_constitution
-from labeling.routing import RoutingPolicy
+from labeling.records import read_active_labeler, read_active_thresholds
+from labeling.routing import policy_in_force
 from labeling.settings import Settings, load_settings
 from labeling.store import Store
 from models.base import AILabeler, Judge
 from models.judges.engine import JudgeEngine
 
-log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _labelers: dict[tuple, AILabeler | None] = {}
 _judges: dict[tuple, Judge] = {}
@@ -48,12 +48,12 @@ def constitution(cfg: Settings) -> Constitution:
 
 def labeler(cfg: Settings) -> AILabeler | None:
     """The active AI labeler, or None on a cold start (nothing trained yet)."""
-    from models.factory import ACTIVE_LABELER, build_labeler
+    from models.factory import build_labeler
 
     # Read the promotion record on every call, so a long-running worker picks up a newly
     # promoted reward model instead of keeping the one it loaded first.
-    active = store(cfg).get_record(*ACTIVE_LABELER)
-    key = (cfg.labeler.backend, cfg.labeler.model_path, cfg.resolved_store_url, (active or {}).get("version"))
+    active = read_active_labeler(store(cfg))
+    key = (cfg.labeler.backend, cfg.labeler.model_path, cfg.resolved_store_url, active.version if active else None)
     with _lock:
         if key not in _labelers:
             built = build_labeler(cfg, active)
@@ -84,27 +84,9 @@ def judge(cfg: Settings, critique: bool | None = None) -> Judge:
         return _judges[key]
 
 
-def routing_policy(cfg: Settings, st: Store, labeler_version: str | None = None) -> RoutingPolicy:
-    """Guaranteed thresholds when a calibration of this labeler is active, else the configured ones."""
-    from labeling.guarantee import load_active_thresholds
-
-    active = load_active_thresholds(st)
-    if active is not None and labeler_version and active.labeler_version not in (None, labeler_version):
-        # A calibration says nothing about another labeler's confidences (e.g. after a promotion).
-        log.warning(
-            "active thresholds were calibrated for labeler %s, not %s: using the configured thresholds "
-            "until the recalibrate flow has run", active.labeler_version, labeler_version,
-        )
-        active = None
-    if active is None:
-        return RoutingPolicy(high=cfg.routing.high, low=cfg.routing.low, audit_rate=cfg.routing.audit_rate)
-    high = active.labeler_threshold
-    return RoutingPolicy(
-        high=high,
-        low=min(cfg.routing.low, high) if high is not None else cfg.routing.low,
-        audit_rate=cfg.routing.audit_rate,
-        judge_threshold=active.judge_threshold,
-    )
+def policy_for(cfg: Settings, st: Store) -> PolicyFor:
+    """The routing policy in force per labeler version, from the active thresholds read now."""
+    return partial(policy_in_force, cfg.routing, read_active_thresholds(st))
 
 
 def release_models() -> None:

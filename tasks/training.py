@@ -16,10 +16,10 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from models.factory import ACTIVE_LABELER
+from labeling.records import read_active_labeler, write_active_labeler
 from models.training import config as recipes
 from models.training.data import load_preference_snapshot, snapshot_path, split_by_sample_id
-from models.training.gate import GateDecision, active_labeler_record, decide
+from models.training.gate import GateDecision, decide, promotion_record
 from models.training.registry import ModelRecord, Registry
 from models.training.stages import StageRun, get_stage
 from tasks import resources
@@ -95,7 +95,7 @@ def gate_reward_model(record: ModelRecord, data: TrainingData) -> GateDecision:
     registry = Registry.from_settings(cfg)
     model_dir = registry.model_dir("reward_model", record.version)
     candidate = RewardModelLabeler(model_dir, batch_size=cfg.labeler.batch_size)
-    baseline = build_labeler(cfg, store.get_record(*ACTIVE_LABELER))
+    baseline = build_labeler(cfg, read_active_labeler(store))
     try:
         decision = decide(candidate, baseline, data.held_out, cfg.training.gate_margin)
     finally:
@@ -105,7 +105,7 @@ def gate_reward_model(record: ModelRecord, data: TrainingData) -> GateDecision:
     gate_metrics = {"gate": decision.model_dump()}
     if decision.passed:
         registry.set_status("reward_model", record.version, "promoted", decision.reason, gate_metrics)
-        store.put_record(*ACTIVE_LABELER, active_labeler_record(record.version, str(model_dir), decision))
+        write_active_labeler(store, promotion_record(record.version, str(model_dir), decision))
         emit_reward_model_promoted(record.version, record.snapshot_id, decision.candidate_accuracy)
     else:
         registry.set_status("reward_model", record.version, "rejected", decision.reason, gate_metrics)

@@ -4,9 +4,8 @@ Both are scored the same way, through the AILabeler interface, on the same held-
 snapshot's hash-of-sample_id split, never trained on). Cold start (no labeler yet) counts as
 chance, 0.5. A candidate passes when ``candidate >= baseline + settings.training.gate_margin``.
 
-Promotion writes the store record ``("labeler", "active")``:
-    {"backend": "reward_model", "model_path": <registry model dir>, "version": ..., ...}
-which ``models.factory.build_labeler`` reads before falling back to ``settings.labeler``.
+Promotion writes ``labeling.records.ActiveLabeler`` (built by ``promotion_record``), which
+``models.factory.build_labeler`` reads before falling back to ``settings.labeler``.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
+from labeling.records import ActiveLabeler
 from labeling.schemas import Choice, Sample, unit_hash
 from models.base import AILabeler
 
@@ -70,13 +70,13 @@ def decide(candidate: AILabeler, baseline: AILabeler | None, rows, margin: float
     )
 
 
-def active_labeler_record(version: str, model_path: str, decision: GateDecision) -> dict:
-    """What ``store.put_record("labeler", "active", ...)`` holds; build_labeler reads backend and model_path."""
-    return {
-        "backend": "reward_model",
-        "model_path": model_path,
-        "version": version,
-        "heldout_accuracy": decision.candidate_accuracy,
-        "replaced": decision.baseline_version,
-        "promoted_at": datetime.now(UTC).isoformat(),
-    }
+def promotion_record(version: str, model_path: str, decision: GateDecision) -> ActiveLabeler:
+    """The active-labeler record a passed gate writes; build_labeler reads backend and model_path."""
+    return ActiveLabeler(
+        backend="reward_model",
+        model_path=model_path,
+        version=version,
+        heldout_accuracy=decision.candidate_accuracy,
+        replaced=decision.baseline_version,
+        promoted_at=datetime.now(UTC).isoformat(),
+    )

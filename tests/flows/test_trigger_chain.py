@@ -226,8 +226,11 @@ def test_labels_ready_is_emitted_only_when_due(prefect_harness, juryflow_env, mo
     from prefect import flow
 
     from labeling.export import Snapshot
+    from labeling.records import LAST_TRIGGER_KEY, TRAINING_KIND
     from tasks import resources
-    from tasks.events import LAST_TRIGGER, emit_labels_ready
+    from tasks.events import emit_labels_ready
+
+    LAST_TRIGGER = (TRAINING_KIND, LAST_TRIGGER_KEY)
 
     monkeypatch.setenv("JURYFLOW__TRAINING__TRIGGER_MIN_NEW_LABELS", "100")
 

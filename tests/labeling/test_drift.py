@@ -78,9 +78,13 @@ def _seed_audits(store, start: int, n: int, error_rate: float, seed: int) -> Non
 @pytest.mark.integration
 def test_recalibrate_flow_fits_then_raises_drift(juryflow_env, prefect_harness, monkeypatch) -> None:
     from flows.recalibrate import recalibrate
-    from labeling.drift import latest_drift_alarm
-    from labeling.guarantee import load_active_thresholds
+    from labeling.records import list_drift_alarms
+    from labeling.records import read_active_thresholds as load_active_thresholds
     from tasks import resources
+
+    def latest_drift_alarm(store):
+        alarms = list_drift_alarms(store)
+        return alarms[-1].model_dump() if alarms else None
 
     monkeypatch.setenv("JURYFLOW__ROUTING__ALPHA", "0.2")
     store = resources.store()

@@ -115,7 +115,7 @@ def test_active_thresholds_accepts() -> None:
 
 def test_load_active_thresholds_from_store(tmp_path) -> None:
     from labeling.calibration import fit_calibrator
-    from labeling.guarantee import load_active_thresholds
+    from labeling.records import read_active_thresholds as load_active_thresholds
     from labeling.store import Store
 
     store = Store(f"sqlite:///{tmp_path / 'j.db'}")
