@@ -1,4 +1,4 @@
-"""labeling/ingest.py: readers, the generic and HH-RLHF shapes, validation, the A/B shuffle."""
+"""labeling/ingest/: readers, the generic and HH-RLHF shapes, validation, the A/B shuffle."""
 
 from __future__ import annotations
 

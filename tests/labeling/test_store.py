@@ -1,4 +1,4 @@
-"""labeling/store.py on SQLite and (when JURYFLOW_TEST_PG_URL is set) PostgreSQL."""
+"""labeling/store/ on SQLite and (when JURYFLOW_TEST_PG_URL is set) PostgreSQL."""
 
 from __future__ import annotations
 
