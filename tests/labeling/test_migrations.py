@@ -14,12 +14,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData, Table, create_engine, insert, inspect, select, text
 
-from labeling.schemas import SampleState
-from labeling.store import Store, md
+from labeling.schemas import Sample, SampleState
+from labeling.store import Store, md, migrate
 from labeling.store.migrate import MIGRATIONS_DIR, VERSION_TABLE, current_revision, head_revision
 from tests.labeling.conftest import DATA
 
@@ -227,3 +228,45 @@ def test_the_migrations_ship_in_the_wheel(tmp_path: Path) -> None:
     wanted = {str(p.relative_to(repo)) for p in files}
     assert {"labeling/store/migrations/env.py", "labeling/store/migrations/script.py.mako"} <= wanted
     assert wanted - shipped == set(), f"migration files missing from the wheel: {sorted(wanted - shipped)}"
+
+
+NEXT_REVISION = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002_sample_note"
+down_revision = {down!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("samples", sa.Column("note", sa.Text))
+
+
+def downgrade() -> None:
+    op.drop_column("samples", "note")
+"""
+
+
+def test_a_new_revision_reaches_a_database_that_already_has_data(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What create_all never did: a column added by a later release appears in a long-lived database."""
+    st = Store(store_url)
+    st.add_samples([Sample(sample_id="kept", prompt="p", response_a="a", response_b="b")], "before")
+    st.close()
+    migrations = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, migrations, ignore=shutil.ignore_patterns("__pycache__"))
+    (migrations / "versions" / "0002_sample_note.py").write_text(NEXT_REVISION.format(down=head_revision()))
+    monkeypatch.setattr(migrate, "MIGRATIONS_DIR", migrations)
+    head_revision.cache_clear()
+    try:
+        st = Store(store_url)
+        with st._read() as conn:
+            assert current_revision(conn) == "0002_sample_note"
+            assert "note" in {c["name"] for c in inspect(conn).get_columns("samples")}
+        assert st.get_samples(["kept"])[0].response_a in ("a", "b")
+        st.close()
+    finally:
+        head_revision.cache_clear()
