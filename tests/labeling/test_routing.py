@@ -97,3 +97,45 @@ def test_mid_confidence_goes_to_human_even_when_judge_agrees():
 def test_policy_rejects_inverted_thresholds():
     with pytest.raises(ValueError, match="low"):
         RoutingPolicy(high=0.6, low=0.8, audit_rate=0.0)
+
+
+# -- the policy in force ------------------------------------------------------------------------
+
+
+def _active(labeler_version: str | None, high: float | None = 0.9, judge: float | None = 0.7):
+    from labeling.guarantee import ActiveThresholds
+
+    return ActiveThresholds(
+        version="th1", labeler_version=labeler_version, labeler_threshold=high, judge_threshold=judge,
+        alpha=0.1, delta=0.1, status="fitted",
+    )  # fmt: skip
+
+
+def test_policy_in_force_is_the_settings_before_any_calibration():
+    from labeling.routing import policy_in_force
+    from labeling.settings import RoutingSettings
+
+    routing = RoutingSettings(high=0.85, low=0.6, audit_rate=0.02)
+    assert policy_in_force(routing, None, "v1") == RoutingPolicy(high=0.85, low=0.6, audit_rate=0.02)
+
+
+def test_policy_in_force_uses_a_calibration_only_for_its_own_labeler():
+    from labeling.routing import policy_in_force
+    from labeling.settings import RoutingSettings
+
+    routing = RoutingSettings(high=0.85, low=0.6, audit_rate=0.02)
+    calibrated = RoutingPolicy(high=0.9, low=0.6, audit_rate=0.02, judge_threshold=0.7)
+    assert policy_in_force(routing, _active("v1"), "v1") == calibrated
+    assert policy_in_force(routing, _active("v1"), None) == calibrated  # no labeler: the active calibration
+    assert policy_in_force(routing, _active(None), "v2") == calibrated  # fitted before versions were recorded
+    assert policy_in_force(routing, _active("v1"), "v2") == RoutingPolicy(high=0.85, low=0.6, audit_rate=0.02)
+
+
+def test_policy_in_force_keeps_low_at_or_below_a_calibrated_high():
+    from labeling.routing import policy_in_force
+    from labeling.settings import RoutingSettings
+
+    routing = RoutingSettings(high=0.85, low=0.7, audit_rate=0.0)
+    assert policy_in_force(routing, _active("v1", high=0.66), "v1").low == 0.66
+    off = policy_in_force(routing, _active("v1", high=None, judge=None), "v1")  # drift: nothing auto-accepted
+    assert off.high is None and off.low == 0.7 and off.judge_threshold is None
