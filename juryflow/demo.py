@@ -1,17 +1,28 @@
-"""``juryflow demo``: the whole labeling flow on generated data, offline, on the embedded defaults."""
+"""``juryflow demo``: the whole labeling flow on generated data, offline, on the embedded defaults.
+
+The demo keeps to its own settings file (``<data_dir>/juryflow.yaml``) and its own Label Studio
+server: your ``./juryflow.yaml`` and ``JURYFLOW__`` variables (other than the judge's) are ignored,
+so demo tasks never land in a Label Studio project the demo did not create.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from pathlib import Path
 
 from rich.console import Console
 
+from juryflow.cli_support import DEMO_CONFIG
+
+# The judge's settings are the one thing a user may bring to the demo (a real judge model).
+KEPT_ENV_PREFIX = "JURYFLOW__JUDGE__"
+
 
 def _start_labelstudio(cfg, console: Console):
-    """Start the managed local Label Studio in the background; the first start migrates for ~1 min."""
+    """Start the demo's own local Label Studio in the background; the first start migrates for ~1 min."""
     from labeling.labelstudio.server import LabelStudioServer
 
     server = LabelStudioServer(cfg.data_dir, port=cfg.labelstudio.port)
@@ -26,20 +37,36 @@ def _start_labelstudio(cfg, console: Console):
 
     thread = threading.Thread(target=start, name="labelstudio-start", daemon=True)
     thread.start()
-    console.print(f"starting Label Studio in the background ({server.url}; first start installs and migrates)")
+    console.print(f"starting the demo's own Label Studio in the background ({server.url}; first start installs and migrates)")
     return thread, outcome
+
+
+def isolate_settings(data_dir: Path) -> tuple[Path, list[str]]:
+    """Point this process at the demo's settings file and drop the user's ``JURYFLOW__`` variables.
+
+    Returns the demo's settings path and the names of the variables ignored.
+    """
+    dropped = sorted(k for k in os.environ if k.startswith("JURYFLOW__") and not k.startswith(KEPT_ENV_PREFIX))
+    for key in dropped:
+        del os.environ[key]
+    demo_config = data_dir / "juryflow.yaml"
+    os.environ["JURYFLOW_CONFIG"] = str(demo_config)
+    return demo_config, dropped
 
 
 def run_demo(console: Console, n: int, fit_n: int, data_dir: Path, labelstudio: bool = True) -> dict:
     started = time.perf_counter()
     data_dir = data_dir.resolve()
-    os.environ["JURYFLOW__DATA_DIR"] = str(data_dir)
+    demo_config, dropped = isolate_settings(data_dir)
+    if dropped:
+        console.print(f"the demo runs on its own settings ({demo_config}); ignoring {', '.join(dropped)}")
+    _write_demo_config(demo_config, data_dir, head_dir=None)
     from labeling.ingest import load_records, parse_records
     from labeling.settings import load_settings
     from labeling.synthetic import generate, write_jsonl
 
     cfg = load_settings()
-    ls_start = _start_labelstudio(cfg, console) if labelstudio and not cfg.labelstudio.url else None
+    ls_start = _start_labelstudio(cfg, console) if labelstudio else None
     rows = generate(fit_n + n, seed=0)
     fit_path = write_jsonl(rows[:fit_n], data_dir / "demo" / "fit.jsonl")
     run_path = write_jsonl(rows[fit_n:], data_dir / "demo" / "samples.jsonl")
@@ -52,10 +79,8 @@ def run_demo(console: Console, n: int, fit_n: int, data_dir: Path, labelstudio: 
     head_dir = data_dir / "labelers" / "demo-embedding-head"
     with console.status("fitting the embedding labeler (all-MiniLM-L6-v2 + logistic head)..."):
         head = fit_embedding_head(fit_samples, [s.reference_label for s in fit_samples], head_dir)
-    os.environ["JURYFLOW__LABELER__BACKEND"] = "embedding"
-    os.environ["JURYFLOW__LABELER__MODEL_PATH"] = str(head_dir)
+    _write_demo_config(demo_config, data_dir, head_dir)
     console.print(f"[bold]2/3[/bold] fitted the AI labeler: {head}")
-    demo_config = _write_demo_config(data_dir, head_dir)
 
     if not load_settings().judge.model_path:
         console.print(
@@ -71,29 +96,36 @@ def run_demo(console: Console, n: int, fit_n: int, data_dir: Path, labelstudio: 
     console.print(f"[bold green]exported dataset:[/bold green] {summary['snapshot_path']}")
     if ls_start is not None:
         _push_to_labelstudio(console, *ls_start, demo_config)
-    elif cfg.labelstudio.url:
-        from flows.harvest_reviews import harvest_reviews
-
-        harvest_reviews()
-        console.print(f"pushed the review queue to your Label Studio at {cfg.labelstudio.url}")
     else:
-        console.print(f"human review queue: {summary['human_pending']} samples (`juryflow human import`)")
-    console.print(
-        f"the demo's settings are in {demo_config}: `export JURYFLOW_CONFIG={demo_config}` to keep using them "
-        "(`juryflow status`, `python -m flows.harvest_reviews`, `juryflow labelstudio down`)"
-    )
+        console.print(f"human review queue: {summary['human_pending']} samples "
+                      "(`juryflow human export-pending`, then `juryflow human import`)")
+    _print_next_steps(console, demo_config)
     console.print(f"demo took {time.perf_counter() - started:.0f} s")
     return summary
 
 
-def _write_demo_config(data_dir: Path, head_dir: Path) -> Path:
+def _print_next_steps(console: Console, demo_config: Path) -> None:
+    if (Path.cwd() / DEMO_CONFIG).resolve() == demo_config.resolve() and not Path("juryflow.yaml").exists():
+        console.print(f"next: `juryflow status`, `juryflow human export-pending`, `python -m flows.harvest_reviews` "
+                      f"use the demo's settings ({DEMO_CONFIG}) by default here, while there is no ./juryflow.yaml",
+                      soft_wrap=True)
+    else:
+        console.print(f"next: `export JURYFLOW_CONFIG={demo_config}`, then `juryflow status` "
+                      "(`juryflow human export-pending`, `python -m flows.harvest_reviews`)", soft_wrap=True)
+    prefect = Path(sys.executable).parent / "prefect"
+    console.print(f"the demo's Prefect runs (logs, artifacts): run `{prefect} server start`, then open "
+                  "http://127.0.0.1:4200/runs", soft_wrap=True)
+
+
+def _write_demo_config(path: Path, data_dir: Path, head_dir: Path | None) -> Path:
     """The demo's own settings file, so later commands see the same store and labeler."""
     import yaml
 
     from labeling.labelstudio.server import write_private
 
-    path = data_dir / "juryflow.yaml"
-    settings = {"data_dir": str(data_dir), "labeler": {"backend": "embedding", "model_path": str(head_dir)}}
+    settings: dict = {"data_dir": str(data_dir)}
+    if head_dir is not None:
+        settings["labeler"] = {"backend": "embedding", "model_path": str(head_dir)}
     write_private(path, yaml.safe_dump(settings, sort_keys=False))  # Label Studio's token is added to it below
     return path
 
@@ -107,8 +139,6 @@ def _push_to_labelstudio(console: Console, thread: threading.Thread, outcome: di
     from labeling.labelstudio.server import record_in_settings_file
 
     server = outcome["server"]
-    os.environ["JURYFLOW__LABELSTUDIO__URL"] = server.url
-    os.environ["JURYFLOW__LABELSTUDIO__API_KEY"] = server.token
     record_in_settings_file(demo_config, server.url, server.token)  # the demo's file, not your juryflow.yaml
     from flows.harvest_reviews import harvest_reviews
 
@@ -116,6 +146,7 @@ def _push_to_labelstudio(console: Console, thread: threading.Thread, outcome: di
     creds = server.credentials()
     console.print(
         f"[bold green]Label Studio:[/bold green] {result['pushed']['created']} review tasks at {server.url} "
-        f"(project {result['project_id']}); log in as {creds['username']} / {creds['password']}"
+        f"(project {result['project_id']}, created by the demo); log in as {creds['username']} / {creds['password']}"
     )
-    console.print("  label there, then collect the answers with the harvest flow (below); it keeps running")
+    console.print("  label there, then collect the answers with the harvest flow (below); the server keeps running "
+                  "(`juryflow labelstudio down` stops it)")
