@@ -64,7 +64,6 @@ def harvest(project_id: int) -> dict[str, int]:
     )  # fmt: skip
     for record in quarantined[:20]:
         _logger().warning("quarantined annotation: %s", record.message)
-    _logger().info("harvested project %d: %s", project_id, summary)
     return summary.as_dict()
 
 
