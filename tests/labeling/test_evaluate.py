@@ -89,6 +89,47 @@ def test_out_of_fold_file_round_trips_and_bad_lines_are_named(tmp_path) -> None:
         read_out_of_fold(path, flipped)
 
 
+class _RecordingFit:
+    """A fold fitter that remembers what each fold trained on; its labeler says p_a=1 for a seen sample."""
+
+    def __init__(self) -> None:
+        self.trained_on: list[set[str]] = []
+
+    def __call__(self, train, fold_dir):
+        seen = {s.sample_id for s in train}
+        self.trained_on.append(seen)
+        fit = self
+
+        class FoldLabeler:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                fit.closed = True
+
+            def label(self, samples):
+                return as_labels([s.sample_id for s in samples], np.array([1.0 if s.sample_id in seen else 0.25
+                                                                             for s in samples]))
+
+        return FoldLabeler()
+
+
+def test_out_of_fold_never_labels_a_sample_with_a_labeler_that_saw_it(tmp_path) -> None:
+    from labeling.evaluate import out_of_fold_p_a
+    from labeling.schemas import Sample
+
+    samples = [Sample(sample_id=f"s{i}", prompt="q", response_a="a", response_b="b", reference_label="AB"[i % 2])
+               for i in range(40)]  # fmt: skip
+    fit = _RecordingFit()
+    p_a = out_of_fold_p_a(samples, 4, tmp_path, fit)
+    assert p_a.tolist() == [0.25] * 40 and len(fit.trained_on) == 4 and fit.closed
+    assert all(len(seen) < 40 for seen in fit.trained_on)
+    with pytest.raises(ValueError, match="folds must be >= 2"):
+        out_of_fold_p_a(samples, 1, tmp_path, fit)
+    with pytest.raises(ValueError, match="need at least 8 for 4 folds"):
+        out_of_fold_p_a(samples[:5], 4, tmp_path, fit)
+
+
 def test_random_routing_curve_is_linear_in_human_share() -> None:
     ids, p_a, prefers_a = synthetic_scores(600, 1)
     curves = cost_quality_curves(ids, p_a, prefers_a)

@@ -70,6 +70,20 @@ def trained_reward_model(tmp_path_factory, base_reward_model, task_rows) -> Path
     return work / "model"
 
 
+@pytest.fixture(scope="session")
+def cross_encoder_reward_model(tmp_path_factory):
+    """The MiniLM cross-encoder as a reward-model directory: no chat template, like the one that trains offline."""
+    from models.labelers.embedding import ENCODER_NAME
+    from models.training.loading import load_reward_model
+
+    out = tmp_path_factory.mktemp("xenc-rm")
+    model, tokenizer = load_reward_model(ENCODER_NAME)
+    assert not tokenizer.chat_template
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    return out
+
+
 def write_recipe(src: Path, dst: Path, **sections: dict) -> Path:
     """A copy of a recipe with keys replaced per section (tests point it at tiny local models)."""
     import yaml

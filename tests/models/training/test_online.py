@@ -23,34 +23,6 @@ def test_online_trainer_runs_with_our_reward_model(recipe, config_cls, sft_polic
     assert (tmp_path / "policy" / "config.json").is_file()
 
 
-@pytest.fixture(scope="session")
-def cross_encoder_reward_model(tmp_path_factory):
-    """The MiniLM cross-encoder as a reward-model directory: no chat template, like the one that trains offline."""
-    from models.labelers.embedding import ENCODER_NAME
-    from models.training.loading import load_reward_model
-
-    out = tmp_path_factory.mktemp("xenc-rm")
-    model, tokenizer = load_reward_model(ENCODER_NAME)
-    assert not tokenizer.chat_template
-    model.save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
-    return out
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("recipe, config_cls", [("grpo.yaml", GRPOStageConfig), ("rloo.yaml", RLOOStageConfig)])
-def test_online_trainer_runs_as_written_with_the_cross_encoder(recipe, config_cls, cross_encoder_reward_model,
-                                                             task_rows, tmp_path, monkeypatch):
-    """The CPU recipe as shipped (juryflow-tiny/chat-policy) against a reward model without a chat template."""
-    monkeypatch.setenv("JURYFLOW_TINY_MODELS_DIR", str(tmp_path / "tiny"))
-    config = load_recipe(RECIPES / "test" / recipe, config_cls, output_dir=str(tmp_path / "trainer"))
-    assert config.model_name_or_path == "juryflow-tiny/chat-policy"
-    train, _ = split_by_sample_id(Dataset.from_list(task_rows), config.eval_fraction)
-    metrics = train_online(config, train, cross_encoder_reward_model, tmp_path / "policy")
-    assert math.isfinite(metrics["reward_first"]) and math.isfinite(metrics["reward_last"])
-    assert (tmp_path / "policy" / "config.json").is_file()
-
-
 def test_reward_function_scores_pairs_as_the_reward_model_was_trained(cross_encoder_reward_model):
     from models.labelers.reward_model import format_pair_text, score_texts
     from models.training.loading import load_reward_model

@@ -70,3 +70,24 @@ def test_finetune_dpo_run_log_has_progress_and_one_summary_not_bytecode(prefect_
     assert any(m.startswith("dpo ") and " trained: train_loss=" in m for m in messages), messages
     summaries = [m for m in messages if m.startswith("finetune-policy summary: dpo policy ")]
     assert len(summaries) == 1 and "win_rate_vs_reference=" in summaries[0], messages
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["grpo", "rloo"])
+def test_finetune_online_as_written_with_the_cross_encoder(algorithm, prefect_harness, snapshot_in_data_dir,
+                                                           juryflow_env, cross_encoder_reward_model, monkeypatch):
+    """The shipped CPU recipe (juryflow-tiny/chat-policy) against the reward model without a chat template."""
+    import shutil
+
+    from flows.finetune_policy import finetune_policy
+    from labeling.settings import load_settings
+
+    monkeypatch.setenv("JURYFLOW_TINY_MODELS_DIR", str(juryflow_env / "tiny"))
+    registry = Registry.from_settings(load_settings())
+    shutil.copytree(cross_encoder_reward_model, registry.model_dir("reward_model", "rm-xenc"))
+    registry.register("reward_model", "rm-xenc", snapshot_id=snapshot_in_data_dir, recipe={}, metrics={},
+                      parent_model=None)
+    report = finetune_policy("rm-xenc", algorithm, "recipes/test/" + algorithm + ".yaml")
+    assert 0.0 <= report["win_rate_vs_reference"] <= 1.0 and report["n_prompts"] > 0
+    policy = registry.get("policy", report["version"])
+    assert policy.parent_model == "juryflow-tiny/chat-policy" and policy.metrics["algorithm"] == algorithm
