@@ -201,3 +201,12 @@ def plot_reliability(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_raw_and_calibrated(
+    calibrator: ConfidenceCalibrator, confidence: Sequence[float], correct: Sequence[bool], path: str | Path
+) -> Path:
+    """The reliability diagram of a calibration: raw confidences against calibrated ones, on the same audits."""
+    conf = np.asarray(confidence, dtype=float)
+    curves = {"raw": (conf, correct), "calibrated": (calibrator.calibrate_confidence(conf), correct)}
+    return plot_reliability(curves, path)

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
-from labeling.calibration import plot_reliability, reliability_plot_path
+from labeling.calibration import ConfidenceCalibrator, plot_raw_and_calibrated, reliability_plot_path
 from labeling import recalibration
 from labeling.recalibration import AuditSet, DriftCheck
 from tasks import resources
@@ -58,37 +57,35 @@ def fit_guaranteed_thresholds(audit: AuditSet, drift: dict[str, Any]) -> dict[st
     return {**payload, "_plot_inputs": {"conf": fit.confidence, "correct": fit.correct}}
 
 
-@task(name="publish-calibration")
-def publish_calibration(fit: dict[str, Any]) -> dict[str, Any]:
-    """ECE, thresholds and the reliability diagram as Prefect artifacts."""
-    fit = dict(fit)
-    inputs = fit.pop("_plot_inputs")
-    rows = [
+def _threshold_rows(fit: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
         {"stage": s, "threshold": fit[s]["threshold"], "n_calibration": fit[s]["n_calibration"],
          "accepted": fit[s]["n_accepted"], "errors": fit[s]["errors"], "bound": fit[s]["upper_bound"],
          "coverage": fit[s]["coverage"], "labels_needed": fit[s]["labels_needed"]}
         for s in ("labeler", "judge")
     ]  # fmt: skip
-    create_table_artifact(
-        key="routing-thresholds", table=rows, description=f"thresholds {fit['version']}: {fit['status']}"
-    )
-    create_markdown_artifact(
-        key="routing-calibration",
-        markdown=(
-            f"## Calibration {fit['version']}\n\nlabeler `{fit['labeler_version']}`, {fit['n_audit']} audit labels, "
-            f"alpha {fit['alpha']}, delta {fit['delta']}\n\nECE (equal-mass bins): raw {fit['ece_raw']}, "
-            f"calibrated {fit['ece_calibrated']}\n\n{fit['status']}"
-        ),
-    )
-    if inputs["conf"] and fit.get("calibrator"):
-        from labeling.calibration import ConfidenceCalibrator
 
+
+def _calibration_markdown(fit: dict[str, Any]) -> str:
+    return (
+        f"## Calibration {fit['version']}\n\nlabeler `{fit['labeler_version']}`, {fit['n_audit']} audit labels, "
+        f"alpha {fit['alpha']}, delta {fit['delta']}\n\nECE (equal-mass bins): raw {fit['ece_raw']}, "
+        f"calibrated {fit['ece_calibrated']}\n\n{fit['status']}"
+    )
+
+
+@task(name="publish-calibration")
+def publish_calibration(fit: dict[str, Any]) -> dict[str, Any]:
+    """ECE, thresholds and the reliability diagram as Prefect artifacts."""
+    fit = dict(fit)
+    inputs = fit.pop("_plot_inputs")
+    description = f"thresholds {fit['version']}: {fit['status']}"
+    create_table_artifact(key="routing-thresholds", table=_threshold_rows(fit), description=description)
+    create_markdown_artifact(key="routing-calibration", markdown=_calibration_markdown(fit))
+    if inputs["conf"] and fit.get("calibrator"):
         cal = ConfidenceCalibrator.model_validate(fit["calibrator"])
-        conf = np.array(inputs["conf"])
         out = reliability_plot_path(resources.settings().data_dir, fit["version"])
-        png = plot_reliability(
-            {"raw": (conf, inputs["correct"]), "calibrated": (cal.calibrate_confidence(conf), inputs["correct"])}, out
-        )
+        png = plot_raw_and_calibrated(cal, inputs["conf"], inputs["correct"], out)
         publish_png(png, key="routing-reliability", description=f"reliability diagram {fit['version']}")
         fit["reliability_plot"] = str(png)
     fit.pop("calibration_sample_ids", None)

@@ -12,6 +12,7 @@ from labeling.calibration import (
     expected_calibration_error,
     fit_calibrator,
     fit_temperature,
+    plot_raw_and_calibrated,
     plot_reliability,
     reliability_bins,
 )
@@ -80,6 +81,15 @@ def test_reliability_png(tmp_path) -> None:
     c = rng.uniform(0.5, 1, 200)
     path = plot_reliability({"raw": (c, rng.uniform(0, 1, 200) < c)}, tmp_path / "rel.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_raw_and_calibrated_reliability_png(tmp_path) -> None:
+    rng = np.random.default_rng(3)
+    c = rng.uniform(0.5, 1, 200)
+    correct = rng.uniform(0, 1, 200) < c - 0.1  # overconfident
+    cal = fit_calibrator(c, correct, method="temperature")
+    path = plot_raw_and_calibrated(cal, c.tolist(), correct.tolist(), tmp_path / "plots" / "rel.png")
+    assert path == tmp_path / "plots" / "rel.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_fit_rejects_mismatched_and_empty_input() -> None:
