@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
-# Prefect reads these at import time: give the ephemeral API time to start on small
-# machines (14-20 s cold here) and keep analytics off. Users' own values win.
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import flows  # noqa: F401 - first: it sets Prefect's environment defaults before Prefect is imported
 
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402

@@ -11,7 +11,6 @@ import os
 import sys
 from pathlib import Path
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -45,7 +44,7 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def debug_requested(ctx: click.Context | None = None) -> bool:
+def debug_requested(ctx: typer.Context | None = None) -> bool:
     root = ctx.find_root() if ctx is not None else None
     from_env = os.environ.get("JURYFLOW_DEBUG", "").lower() in ("1", "true", "yes")
     return from_env or bool(root and root.params.get("debug"))
@@ -54,7 +53,7 @@ def debug_requested(ctx: click.Context | None = None) -> bool:
 class UserErrorGroup(TyperGroup):
     """The root command group: turns user errors from any subcommand into one line and exit 2."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
         except Exception as exc:
