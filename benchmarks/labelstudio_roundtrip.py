@@ -88,8 +88,7 @@ def main() -> None:
         raw_times, push_times = [], []
         for round_ in range(args.rounds):
             ids = _seed(store, args.n, prefix=f"r{round_}-")
-            samples, ai, verdicts, routes = (store.get_samples(ids), store.get_ai_labels(ids),
-                                             store.get_verdicts(ids), store.get_routes(ids))
+            samples = store.get_samples(ids)  # tasks carry the pair only (annotators judge blind)
             payload = [build_task(s) for s in samples]
             t0 = time.perf_counter()  # raw SDK: the same task payloads, one bulk import, nothing else
             client.sdk.projects.import_tasks(raw_project, request=payload, return_task_ids=True)
@@ -104,10 +103,9 @@ def main() -> None:
         harvest_ids = _seed(store, args.n, prefix="h")
         harvest_project = client.ensure_project("bench harvest", 1)
         me = client.sdk.users.whoami().id
-        samples, ai, verdicts, routes = (store.get_samples(harvest_ids), store.get_ai_labels(harvest_ids),
-                                         store.get_verdicts(harvest_ids), store.get_routes(harvest_ids))
-        annotated = [build_task(s)
-                     | {"annotations": [{"result": [choice_result("A")], "completed_by": me}]} for s in samples]
+        samples = store.get_samples(harvest_ids)
+        answer = {"annotations": [{"result": [choice_result("A")], "completed_by": me}]}
+        annotated = [build_task(s) | answer for s in samples]
         t0 = time.perf_counter()
         created = client.sdk.projects.import_tasks(harvest_project, request=annotated, return_task_ids=True)
         annotate_s = time.perf_counter() - t0
