@@ -26,6 +26,7 @@ import numpy as np
 
 from labeling.calibration import confidence_of, expected_calibration_error, fit_calibrator, plot_reliability
 from labeling.guarantee import guaranteed_threshold
+from labeling.threshold_procedures import DEFAULT_PROCEDURE
 from labeling.routing import RoutingPolicy, route_after_labeler
 from labeling.schemas import AILabel, Sample, unit_hash
 
@@ -142,7 +143,9 @@ def guarantee_splits(
     min_calibration_size: int,
     method: str,
     seed: int = 0,
+    procedure: str = DEFAULT_PROCEDURE,
 ) -> dict[str, Any]:
+    """The split check: realised error on the test part, so test-split noise alone counts violations."""
     rng = np.random.default_rng(seed)
     labels = as_labels(sample_ids, p_a)
     correct = (p_a >= 0.5) == prefers_a
@@ -153,7 +156,9 @@ def guarantee_splits(
         perm = rng.permutation(n)
         cal, test = perm[:n_cal], perm[n_cal:]
         calibrator = fit_calibrator(p_a[cal], prefers_a[cal], method=method)  # type: ignore[arg-type]
-        res = guaranteed_threshold(confidence_of(p_a[cal]), correct[cal], alpha, delta, min_calibration_size)
+        res = guaranteed_threshold(
+            confidence_of(p_a[cal]), correct[cal], alpha, delta, min_calibration_size, procedure=procedure
+        )
         auto = auto_accepted([labels[i] for i in test], res.threshold)
         n_auto = int(auto.sum())
         err = float(np.mean(~correct[test][auto])) if n_auto else 0.0
@@ -186,6 +191,54 @@ def guarantee_splits(
         "human_share": 1 - float(np.mean([r["coverage"] for r in rows])),
         "ece_raw": float(np.nanmean([r["ece_raw"] for r in rows])),
         "ece_calibrated": float(np.nanmean([r["ece_calibrated"] for r in rows])),
+    }
+
+
+def oracle_coverage(p_a: np.ndarray, prefers_a: np.ndarray, alpha: float) -> float:
+    """Coverage of the loosest threshold whose realised error on the whole file is <= alpha (hindsight)."""
+    conf, wrong = confidence_of(p_a), (p_a >= 0.5) != prefers_a
+    order = np.argsort(-conf, kind="stable")
+    c, cum_err = conf[order], np.cumsum(wrong[order]) / np.arange(1, conf.size + 1)
+    last_of_tie = np.r_[c[1:] != c[:-1], True]  # "confidence >= t" takes all ties
+    ok = np.nonzero(last_of_tie & (cum_err <= alpha))[0]
+    return float((ok[-1] + 1) / conf.size) if ok.size else 0.0
+
+
+def population_check(
+    p_a: np.ndarray,
+    prefers_a: np.ndarray,
+    alpha: float,
+    delta: float,
+    n_draws: int,
+    calibration_size: int,
+    min_calibration_size: int,
+    procedure: str = DEFAULT_PROCEDURE,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Validity against a population: the file is the population, calibration sets are drawn from
+    it with replacement, and a draw violates the guarantee when the error of the samples its
+    threshold accepts *in the whole file* exceeds alpha (no test-split noise; at most delta expected)."""
+    rng = np.random.default_rng(seed)
+    conf, correct = confidence_of(p_a), (p_a >= 0.5) == prefers_a
+    coverage, violated = np.zeros(n_draws), np.zeros(n_draws, dtype=bool)
+    for d in range(n_draws):
+        idx = rng.integers(0, conf.size, calibration_size)
+        res = guaranteed_threshold(conf[idx], correct[idx], alpha, delta, min_calibration_size, procedure=procedure)
+        if res.threshold is not None:
+            accepted = conf >= res.threshold
+            coverage[d] = accepted.mean()
+            violated[d] = bool(np.mean(~correct[accepted]) > alpha)
+    oracle = oracle_coverage(p_a, prefers_a, alpha)
+    return {
+        "procedure": procedure,
+        "alpha": alpha,
+        "delta": delta,
+        "n_draws": n_draws,
+        "calibration_size": calibration_size,
+        "mean_coverage": float(coverage.mean()),
+        "oracle_coverage": oracle,
+        "efficiency": float(coverage.mean() / oracle) if oracle > 0 else None,
+        "population_violation_rate": float(violated.mean()),
     }
 
 

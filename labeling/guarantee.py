@@ -26,22 +26,15 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from labeling.calibration import ConfidenceCalibrator
+from labeling.threshold_procedures import (
+    DEFAULT_PROCEDURE,
+    clopper_pearson_upper,
+    coverage_grid,
+    min_accepted_for_zero_errors,
+    run_procedure,
+)
 
-
-def clopper_pearson_upper(errors: int, n: int, delta: float) -> float:
-    """One-sided exact (1 - delta) upper confidence bound on a binomial rate from k errors in n."""
-    if n <= 0:
-        return 1.0
-    if errors >= n:
-        return 1.0
-    from scipy.stats import beta  # noqa: PLC0415 - scipy.stats costs ~2 s to import; routing only needs it when fitting
-
-    return float(beta.ppf(1.0 - delta, errors + 1, n - errors))
-
-
-def min_accepted_for_zero_errors(alpha: float, delta: float) -> int:
-    """Smallest n whose bound with zero errors, 1 - delta^(1/n), is <= alpha."""
-    return max(1, math.ceil(math.log(delta) / math.log(1.0 - alpha) - 1e-12))
+__all__ = ["clopper_pearson_upper", "min_accepted_for_zero_errors", "guaranteed_threshold", "labels_needed"]
 
 
 def labels_needed(error_rate: float, coverage: float, alpha: float, delta: float, cap: int = 1_000_000) -> int | None:
@@ -91,6 +84,8 @@ class GuaranteeResult(BaseModel):
     upper_bound: float | None = None
     coverage: float = 0.0  # share of calibration samples the threshold auto-accepts
     labels_needed: int | None = None  # more audit labels needed when nothing qualified
+    next_step_labels: int | None = None  # more audit labels that would certify the next coverage step
+    next_step_coverage: float | None = None  # the coverage that next step would reach
     status: str
     tests: list[ThresholdTest] = Field(default_factory=list)
 
@@ -106,9 +101,10 @@ def guaranteed_threshold(
     min_calibration_size: int = 100,
     stage: str = "labeler",
     eligible: Sequence[bool] | None = None,
-    coverage_step: float = 0.025,
+    procedure: str = DEFAULT_PROCEDURE,
 ) -> GuaranteeResult:
-    """Fixed-sequence Learn-then-Test threshold on ``confidence`` for a stage's ``correct`` flags.
+    """Learn-then-Test threshold on ``confidence`` for a stage's ``correct`` flags, by ``procedure``
+    (labeling.threshold_procedures; the default is the most powerful valid one measured).
 
     ``eligible`` marks samples the stage could ever auto-accept (the judge's swap-inconsistent
     verdicts are not): ineligible samples are never accepted, at any threshold.
@@ -123,50 +119,42 @@ def guaranteed_threshold(
     n_total = int(conf.size)
     base = {"stage": stage, "alpha": alpha, "delta": delta, "n_calibration": n_total}
 
-    # Sort eligible samples by confidence, strictest first; cumulative counts give n and k at
-    # each distinct confidence value used as a threshold.
-    c_el, wrong_el = conf[elig], ~ok[elig]
-    order = np.argsort(-c_el, kind="stable")
-    c_sorted, wrong_sorted = c_el[order], wrong_el[order]
-    cum_n = np.arange(1, c_sorted.size + 1)
-    cum_k = np.cumsum(wrong_sorted)
-    # Candidate thresholds sit at a grid of coverages (shares of eligible samples accepted):
-    # a coarse grid means one unlucky stretch of errors cannot end the sequence early, and a
-    # grid of coverages depends on the confidences only, never on the labels.
-    last_of_value = _coverage_grid(c_sorted, coverage_step)
-    # Start where a labeler with half the tolerated error rate could pass: stricter thresholds
-    # accept too few samples to pass at all, and trying them only risks stopping early.
-    start_n = max(min_accepted_for_zero_errors(alpha, delta), _min_accepted_at_half_alpha(alpha, delta))
-
     too_few = n_total < min_calibration_size
     tests: list[ThresholdTest] = []
     chosen: ThresholdTest | None = None
     if not too_few:
-        for i in last_of_value:
-            n, k = int(cum_n[i]), int(cum_k[i])
-            if n < start_n:
-                continue  # cannot pass even with zero errors; skipping it uses no labels
-            ub = clopper_pearson_upper(k, n, delta)
-            test = ThresholdTest(
-                threshold=float(c_sorted[i]), n_accepted=n, errors=k, upper_bound=ub, passed=ub <= alpha
-            )
-            tests.append(test)
-            if not test.passed:
-                break
-            chosen = test
+        run, best = run_procedure(conf[elig], ~ok[elig], alpha, delta, procedure)
+        tests = [ThresholdTest(**vars(t)) for t in run]
+        chosen = None if best is None else ThresholdTest(**vars(best))
+
+    # Cumulative counts on every eligible sample, strictest first, for the "more labels" estimates.
+    c_el, wrong_el = conf[elig], ~ok[elig]
+    order = np.argsort(-c_el, kind="stable")
+    cum_n = np.arange(1, c_el.size + 1)
+    cum_k = np.cumsum(wrong_el[order])
+    last_of_value = coverage_grid(c_el[order], 0.05)
 
     if chosen is not None:
+        n_accepted = int(np.sum(elig & (conf >= chosen.threshold)))
+        nxt = _next_step(cum_n, cum_k, last_of_value, n_accepted, n_total, alpha, delta)
+        more = (
+            f"about {nxt[0]} more audit labels would certify about {nxt[1]:.1%}, if the observed error rates hold"
+            if nxt is not None
+            else "more audit labels would not certify more coverage at the observed error rates"
+        )
         return GuaranteeResult(
             **base,
             threshold=chosen.threshold,
-            n_accepted=chosen.n_accepted,
-            errors=chosen.errors,
+            n_accepted=n_accepted,
+            errors=int(cum_k[n_accepted - 1]),
             upper_bound=chosen.upper_bound,
-            coverage=chosen.n_accepted / n_total,
+            coverage=n_accepted / n_total,
+            next_step_coverage=None if nxt is None else nxt[1],
+            next_step_labels=None if nxt is None else nxt[0],
             status=(
                 f"{stage}: auto-accept confidence >= {chosen.threshold:.4f} "
-                f"({chosen.n_accepted}/{n_total} calibration samples, {chosen.errors} disagreements, "
-                f"error bound {chosen.upper_bound:.3f} <= alpha {alpha} at delta {delta})"
+                f"({n_accepted}/{n_total} calibration samples, {int(cum_k[n_accepted - 1])} disagreements, "
+                f"error bound {chosen.upper_bound:.3f} <= alpha {alpha} at delta {delta}, {procedure}); {more}"
             ),
             tests=tests,
         )
@@ -176,11 +164,11 @@ def guaranteed_threshold(
     if too_few:
         why = f"only {n_total} audit labels, fewer than routing.min_calibration_size = {min_calibration_size}"
     elif not tests:
-        why = f"no threshold accepts the {start_n} samples the first test needs"
+        why = f"no threshold accepts the {min_accepted_for_zero_errors(alpha, delta)} samples the first test needs"
     else:
         first = tests[0]
         why = (
-            f"the strictest testable threshold {first.threshold:.4f} has {first.errors}/{first.n_accepted} "
+            f"the first tested threshold {first.threshold:.4f} has {first.errors}/{first.n_accepted} "
             f"disagreements, error bound {first.upper_bound:.3f} > alpha {alpha}"
         )
     if needed is not None:
@@ -200,21 +188,24 @@ def guaranteed_threshold(
         **base,
         threshold=None,
         labels_needed=needed,
+        next_step_labels=needed,
+        next_step_coverage=estimate[1] if estimate else None,
         status=f"{stage}: no threshold qualifies ({why}); routing everything onward; {more}",
         tests=tests,
     )
 
 
-def _coverage_grid(c_sorted: np.ndarray, step: float) -> np.ndarray:
-    """Indices (into confidences sorted high to low) of the candidate thresholds: the last sample
-    of each coverage step, moved to the last of its ties ("confidence >= t" takes all ties)."""
-    n = c_sorted.size
-    if n == 0:
-        return np.array([], dtype=int)
-    ends = np.unique(np.clip(np.ceil(np.arange(step, 1.0 + step, step) * n).astype(int) - 1, 0, n - 1))
-    # The last index holding the same value as each end: searchsorted on the negated ascending copy.
-    last = np.searchsorted(-c_sorted, -c_sorted[ends], side="right") - 1
-    return np.unique(last)
+def _next_step(
+    cum_n: np.ndarray, cum_k: np.ndarray, grid: np.ndarray, n_chosen: int, n_total: int, alpha: float, delta: float
+) -> tuple[int, float] | None:
+    """(more audit labels, coverage) at the first grid threshold looser than the chosen one, if
+    its observed error rate held; None when that error rate is already >= alpha."""
+    looser = [int(i) for i in grid if cum_n[i] > n_chosen]
+    if not looser:
+        return None
+    n, k = int(cum_n[looser[0]]), int(cum_k[looser[0]])
+    total = labels_needed(k / n, n / n_total, alpha, delta)
+    return None if total is None else (max(total - n_total, 1), n / n_total)
 
 
 _MIN_EXTRAPOLATE = 20
@@ -222,13 +213,6 @@ _MIN_EXTRAPOLATE = 20
 
 def _has_estimate(cum_n: np.ndarray) -> bool:
     return bool(cum_n.size and cum_n[-1] >= _MIN_EXTRAPOLATE)
-
-
-def _min_accepted_at_half_alpha(alpha: float, delta: float) -> int:
-    n = 1
-    while clopper_pearson_upper(math.floor(alpha / 2 * n), n, delta) > alpha:
-        n += 1
-    return n
 
 
 def _more_labels_needed(

@@ -14,6 +14,7 @@ from labeling.guarantee import (
     labels_needed,
     min_accepted_for_zero_errors,
 )
+from labeling.threshold_procedures import PROCEDURES
 
 ALPHA, DELTA = 0.2, 0.1
 
@@ -130,3 +131,73 @@ def test_load_active_thresholds_from_store(tmp_path) -> None:
     assert active is not None and active.version == "v9" and active.labeler_threshold == 0.83
     assert active.calibrator.method == "temperature"
     assert float(active.calibrator.calibrate_p_a(0.9)) == pytest.approx(float(cal.calibrate_p_a(0.9)))
+
+
+@pytest.mark.parametrize("procedure", PROCEDURES)
+def test_every_procedure_keeps_the_guarantee_over_many_seeds(procedure: str) -> None:
+    """Known error curve P(error | c) = 1 - c: the true risk above the chosen threshold exceeds
+    alpha in <= delta of calibration sets (binomial slack for 300 seeds), and the procedure has power."""
+    violations = chosen = 0
+    seeds = 300
+    for seed in range(seeds):
+        conf, correct = stream(400, np.random.default_rng(1000 + seed))
+        res = guaranteed_threshold(conf, correct, ALPHA, DELTA, procedure=procedure)
+        if res.threshold is not None:
+            chosen += 1
+            violations += true_risk_above(res.threshold) > ALPHA
+    assert chosen > 0.7 * seeds
+    assert violations / seeds <= DELTA + 0.04
+
+
+def test_the_validity_check_catches_a_procedure_without_a_guarantee() -> None:
+    """The check above can fail: the plug-in rule (loosest threshold whose observed error is
+    <= alpha, no bound) violates in far more than delta of the seeds on the same stream."""
+    violations = 0
+    for seed in range(300):
+        conf, correct = stream(400, np.random.default_rng(1000 + seed))
+        order = np.argsort(-conf)
+        observed = np.cumsum(~correct[order]) / np.arange(1, conf.size + 1)
+        ok = np.nonzero(observed <= ALPHA)[0]
+        violations += true_risk_above(float(conf[order][ok[-1]])) > ALPHA
+    assert violations / 300 > DELTA + 0.04
+
+
+@pytest.mark.parametrize("procedure", ["fixed-sequence", "learn-then-test", "bonferroni"])
+def test_default_candidates_are_more_powerful_than_the_strict_start(procedure: str) -> None:
+    """Mean coverage over seeds on a labeler whose most confident samples are not error-free:
+    a start at the strictest threshold stops at the first early error."""
+    cover: dict[str, list[float]] = {procedure: [], "strict-sequence": []}
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        conf = rng.uniform(0.5, 1.0, 600)
+        correct = rng.uniform(0, 1, 600) >= 0.08 + 0.5 * (1.0 - conf)  # 8 % errors even at c = 1
+        for name in cover:
+            cover[name].append(guaranteed_threshold(conf, correct, 0.28, DELTA, procedure=name).coverage)
+    assert np.mean(cover[procedure]) > np.mean(cover["strict-sequence"])
+
+
+def test_candidate_thresholds_do_not_depend_on_the_labels() -> None:
+    conf, correct = stream(500, np.random.default_rng(11))
+    first = guaranteed_threshold(conf, correct, ALPHA, DELTA).tests
+    flipped = guaranteed_threshold(conf, np.ones_like(correct), ALPHA, DELTA).tests
+    # The same thresholds in the same order; only how far the sequence gets depends on the labels.
+    assert [t.threshold for t in first] == [t.threshold for t in flipped][: len(first)]
+
+
+def test_unknown_procedure_is_named() -> None:
+    conf, correct = stream(200, np.random.default_rng(2))
+    with pytest.raises(ValueError, match="procedure 'best-guess' is unknown"):
+        guaranteed_threshold(conf, correct, ALPHA, DELTA, procedure="best-guess")
+
+
+def test_says_how_many_more_labels_certify_the_next_coverage_step() -> None:
+    conf, correct = stream(400, np.random.default_rng(5))
+    res = guaranteed_threshold(conf, correct, ALPHA, DELTA)
+    assert res.threshold is not None and res.next_step_labels is not None
+    assert res.next_step_coverage is not None and res.next_step_coverage > res.coverage
+    assert f"about {res.next_step_labels} more audit labels would certify" in res.status
+    # The estimate is real: the next step's observed error rate passes at that calibration size.
+    n_next = math.floor(res.next_step_coverage * (400 + res.next_step_labels))
+    order = np.argsort(-conf)
+    k_rate = float(np.mean(~correct[order][: round(res.next_step_coverage * 400)]))
+    assert clopper_pearson_upper(math.ceil(k_rate * n_next - 1e-9), n_next, DELTA) <= ALPHA
