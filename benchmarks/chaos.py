@@ -36,6 +36,7 @@ from labeling.export import load_snapshot  # noqa: E402
 from labeling.ingest import load_records, parse_records  # noqa: E402
 from labeling.labelstudio.client import LabelStudioClient, choice_result  # noqa: E402
 from labeling.labelstudio.harvest import annotation_key  # noqa: E402
+from labeling.labelstudio.server import LabelStudioServer  # noqa: E402
 from labeling.settings import IngestSettings  # noqa: E402
 from labeling.store import Store  # noqa: E402
 from labeling.synthetic import generate, write_jsonl  # noqa: E402
@@ -351,14 +352,22 @@ def campaign_env(root: Path, name: str, prefect_url: str, ls_url: str, ls_token:
     return env
 
 
-def chaos(work: Path, rounds: int, samples: int, min_kills: int, seed: int, with_models: bool = False) -> dict:
-    """``with_models``: a labeler and tiny judge instead of a cold start (everything to humans)."""
+def chaos(work: Path, rounds: int, samples: int, min_kills: int, seed: int, with_models: bool = False,
+          servers: tuple[str, LabelStudioServer] | None = None) -> dict:
+    """``with_models``: a labeler and tiny judge instead of a cold start (everything to humans).
+
+    ``servers``: (Prefect API URL, LabelStudioServer) already running, e.g. the test session's; they are
+    left running. Without them both are started here and stopped at the end.
+    """
     rng = random.Random(seed)
     (work / "prefect").mkdir(parents=True)
     (work / "logs").mkdir()
     models = build_models(work) if with_models else {}
-    prefect_proc, prefect_url = start_prefect_server(work / "prefect")
-    ls = start_labelstudio(work / "ls")
+    if servers is None:
+        prefect_proc, prefect_url = start_prefect_server(work / "prefect")
+        ls = start_labelstudio(work / "ls")
+    else:
+        prefect_proc, (prefect_url, ls) = None, servers
     try:
         admin = LabelStudioClient(ls.url, ls.token)
         annotator = annotator_id(admin)
@@ -390,8 +399,9 @@ def chaos(work: Path, rounds: int, samples: int, min_kills: int, seed: int, with
             "violations": checker.violations, "seconds": round(time.monotonic() - started, 1),
         }
     finally:
-        ls.stop()
-        stop_group(prefect_proc)
+        if servers is None:
+            ls.stop()
+            stop_group(prefect_proc)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Shared test fixtures: environment hygiene, a session Prefect harness, isolated settings."""
+"""Shared test fixtures: environment hygiene, a session Prefect harness and server, isolated settings."""
 
 from __future__ import annotations
 
@@ -13,6 +13,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -28,6 +33,89 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """One real `prefect server start` (own PREFECT_HOME, a free port on 127.0.0.1) for every test that
+    needs a server process rather than the in-process harness: the deployed trigger chain, the kill -9
+    chaos run and the UI check share it instead of paying a server start each.
+
+    Yields {"url", "api_url", "env"}; `env` is os.environ without PREFECT_* plus the server's settings,
+    for the test's own subprocesses (set PREFECT_API_URL from `api_url` for clients). Host and port go
+    in as settings, not --host/--port: the UI takes its API URL from the settings, so with only the
+    flags it would call the default port 4200 and show "Unable to connect".
+    """
+    import httpx
+
+    home = tmp_path_factory.mktemp("prefect-server-home")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_SERVER_API_HOST="127.0.0.1", PREFECT_SERVER_API_PORT=str(port))
+    url = f"http://127.0.0.1:{port}"
+    log_path = home / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("prefect")), "server", "start"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240  # migrating a fresh database takes a while on 2 busy cores
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"prefect server exited {proc.returncode}: {log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"prefect server on {url} not healthy after 240 s; see {log_path}")
+            time.sleep(1)
+        yield {"url": url, "api_url": f"{url}/api", "env": env}
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a stuck shutdown must not fail a suite that passed
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def ls_venv() -> Path:
+    from labeling.labelstudio.server import VENV_ENV_VAR, default_venv
+
+    venv = default_venv()
+    os.environ[VENV_ENV_VAR] = str(venv)  # LabelStudioServer installs here when missing
+    return venv
+
+
+@pytest.fixture(scope="session")
+def ls_template(ls_venv: Path) -> Path:
+    from tests.labeling.labelstudio.conftest import build_template
+
+    return build_template(ls_venv)
+
+
+@pytest.fixture(scope="session")
+def ls_server(ls_template: Path, ls_venv: Path, tmp_path_factory):
+    """A real Label Studio server on 127.0.0.1 for the session, from a copy of the migrated template."""
+    import shutil
+
+    from labeling.labelstudio.server import LabelStudioServer
+
+    root = tmp_path_factory.mktemp("labelstudio")
+    shutil.copytree(ls_template / "labelstudio", root / "labelstudio")
+    server = LabelStudioServer(root, port=free_port(), venv=ls_venv).start(timeout_s=120)
+    yield server
+    server.stop()
 
 
 @pytest.fixture

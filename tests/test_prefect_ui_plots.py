@@ -1,9 +1,10 @@
 """Every plot juryflow publishes shows as an image in the Prefect UI of a plain `prefect server start`.
 
-A real server (its own PREFECT_HOME and port on 127.0.0.1) receives a plot from a flow that calls
-tasks.publish.publish_png, the helper behind the cost-quality curve and the reliability diagram; headless
-Chromium opens the artifact page in both Prefect UIs (V2, the default, and V1 for browsers that saved
-that preference) and the <img> must have loaded. Screenshots: test-artifacts/prefect-ui-plot-v2.png, -v1.png.
+The session's real server (tests/conftest.py `prefect_server`: its own PREFECT_HOME, a free port on
+127.0.0.1) receives a plot from a flow that calls tasks.publish.publish_png, the helper behind the
+cost-quality curve and the reliability diagram; headless Chromium opens the artifact page in both
+Prefect UIs (V2, the default, and V1 for browsers that saved that preference) and the <img> must have
+loaded. Screenshots: test-artifacts/prefect-ui-plot-v2.png and -v1.png.
 Needs headless Chromium and its driver (Debian: `apt-get install -y chromium chromium-driver`) and selenium.
 """
 
@@ -11,14 +12,10 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
@@ -52,56 +49,6 @@ print(json.dumps({"artifact_id": publish_a_plot(sys.argv[1])}))
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory):
-    """`prefect server start` exactly as the README shows it, on a free port with a throwaway home."""
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    # Host and port as settings, not --host/--port: the UI takes its API URL from the settings, so with
-    # only the flags it would call the default port 4200 and show "Unable to connect".
-    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_SERVER_API_HOST="127.0.0.1", PREFECT_SERVER_API_PORT=str(port))
-    log = (home / "server.log").open("wb")
-    prefect_cli = Path(sys.executable).with_name("prefect")
-    proc = subprocess.Popen([str(prefect_cli), "server", "start"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240  # migrating a fresh database takes a while on 2 busy cores
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited {proc.returncode}: {(home / 'server.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"prefect server on {url} not healthy after 240 s; log: {home / 'server.log'}")
-            time.sleep(1)
-        yield {"url": url, "env": env}
-    finally:
-        _stop(proc)
-        log.close()
-
-
 def test_no_plot_is_published_as_a_file_url_image():
     """Image artifacts only hold a URL, and file:// is a broken image in the UI: plots go through publish_png."""
     offenders = []
@@ -123,7 +70,7 @@ def test_published_plot_shows_in_the_prefect_ui(prefect_server, tmp_path):
 
     url = prefect_server["url"]
     png = tmp_path / "reliability.png"
-    env = {**prefect_server["env"], "PREFECT_API_URL": f"{url}/api", "PYTHONPATH": str(REPO)}
+    env = {**prefect_server["env"], "PREFECT_API_URL": prefect_server["api_url"], "PYTHONPATH": str(REPO)}
     ui_settings = httpx.get(f"{url}/ui-settings", timeout=10).json()
     assert ui_settings["api_url"] == f"{url}/api", f"the UI would call {ui_settings['api_url']}"
     run = subprocess.run([sys.executable, "-c", PUBLISHING_FLOW, str(png)], env=env, cwd=tmp_path,

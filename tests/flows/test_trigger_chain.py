@@ -8,13 +8,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,12 +40,6 @@ assert emit()["emitted"] is True
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_until(predicate, timeout: float, what: str, interval: float = 1.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -59,19 +51,18 @@ def _wait_until(predicate, timeout: float, what: str, interval: float = 1.0):
 
 
 @pytest.fixture
-def chain_env(tmp_path, monkeypatch):
-    """Environment shared by this process, the server and the worker."""
+def chain_env(tmp_path, monkeypatch, prefect_server):
+    """Environment shared by this process and the worker, on the session's `prefect server start`."""
     from models.tiny import build_tiny_reward_model
     from tests.models.training.synthetic import corpus
 
-    port = _free_port()
     base_rm = build_tiny_reward_model(tmp_path / "base-rm", corpus(), hidden_size=64, layers=2)
     recipe = tmp_path / "rm.yaml"
     recipe.write_text((REPO / "recipes" / "test" / "reward_model.yaml").read_text()
                       .replace("model_name_or_path: null", f"model_name_or_path: {base_rm}"))
     env = {
         "PREFECT_HOME": str(tmp_path / "prefect-home"),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_API_URL": prefect_server["api_url"],
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_WORKER_QUERY_SECONDS": "2",
         "PREFECT_LOGGING_LEVEL": "INFO",
@@ -85,31 +76,7 @@ def chain_env(tmp_path, monkeypatch):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("PREFECT_PROFILES_PATH", raising=False)
-    return {"env": {**os.environ, **env}, "port": port, "recipe": str(recipe), "tmp": tmp_path}
-
-
-@pytest.fixture
-def prefect_server(chain_env):
-    env, port = chain_env["env"], chain_env["port"]
-    log = open(chain_env["tmp"] / "server.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                              env=env, stdout=log, stderr=subprocess.STDOUT, cwd=chain_env["tmp"])
-    try:
-        def healthy():
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-        _wait_until(healthy, 90, "the Prefect server to answer /api/health")
-        yield chain_env
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # a stuck shutdown must not fail a test that passed
-            server.kill()
-            server.wait(timeout=30)
-        log.close()
+    return {"env": {**os.environ, **env}, "recipe": str(recipe), "tmp": tmp_path}
 
 
 def _run(args, env, cwd=REPO, timeout=180):
@@ -120,12 +87,12 @@ def _run(args, env, cwd=REPO, timeout=180):
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_labels_ready_event_trains_and_promotes(prefect_server):
+def test_labels_ready_event_trains_and_promotes(chain_env):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     # A session harness from other tests may own this process's API URL: point it at our server.
-    with temporary_settings({PREFECT_API_URL: prefect_server["env"]["PREFECT_API_URL"]}):
-        _chain(prefect_server)
+    with temporary_settings({PREFECT_API_URL: chain_env["env"]["PREFECT_API_URL"]}):
+        _chain(chain_env)
 
 
 def _chain(prefect_server):

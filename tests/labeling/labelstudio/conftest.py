@@ -1,4 +1,7 @@
-"""A real Label Studio server on 127.0.0.1 for the session, and a scripted annotator.
+"""Label Studio fixtures: the admin client, annotators, per-test projects, and the migrated template.
+
+The session server itself (`ls_server`) lives in tests/conftest.py, so tests outside this package
+(the chaos test) share it instead of starting their own.
 
 Migrating a fresh Label Studio database takes ~1 min, so it is done once and cached (keyed by the
 Label Studio version) in $JURYFLOW_LS_TEMPLATE_DIR or /tmp; each session copies it (start ~6 s).
@@ -16,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from labeling.labelstudio.client import LabelStudioClient, choice_result, reason_result
-from labeling.labelstudio.server import LABEL_STUDIO_VERSION, VENV_ENV_VAR, LabelStudioServer, default_venv
+from labeling.labelstudio.server import LABEL_STUDIO_VERSION, LabelStudioServer
 from labeling.schemas import AILabel, JudgeVerdict, Route, RouteReason, Sample
 from tasks import resources
 
@@ -27,13 +30,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def ls_venv() -> Path:
-    venv = default_venv()
-    os.environ[VENV_ENV_VAR] = str(venv)  # LabelStudioServer installs here when missing
-    return venv
 
 
 def build_template(venv: Path) -> Path:
@@ -54,20 +50,6 @@ def build_template(venv: Path) -> Path:
     except OSError:
         shutil.rmtree(building, ignore_errors=True)
     return template
-
-
-@pytest.fixture(scope="session")
-def ls_template(ls_venv: Path) -> Path:
-    return build_template(ls_venv)
-
-
-@pytest.fixture(scope="session")
-def ls_server(ls_template: Path, ls_venv: Path, tmp_path_factory) -> LabelStudioServer:
-    root = tmp_path_factory.mktemp("labelstudio")
-    shutil.copytree(ls_template / "labelstudio", root / "labelstudio")
-    server = LabelStudioServer(root, port=_free_port(), venv=ls_venv).start(timeout_s=120)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="session")
