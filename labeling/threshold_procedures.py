@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PROCEDURES = ("fixed-sequence", "strict-sequence", "bonferroni", "learn-then-test")
+PROCEDURES = ("fallback", "fixed-sequence", "strict-sequence", "bonferroni", "learn-then-test")
 DEFAULT_PROCEDURE = "fixed-sequence"
 LEARN_SHARE = 0.3
-_GRID_STEP = {"fixed-sequence": 0.05, "strict-sequence": 0.025, "bonferroni": 0.05, "learn-then-test": 0.05}
+_GRID_STEP = {"fallback": 0.05, "fixed-sequence": 0.05, "strict-sequence": 0.025, "bonferroni": 0.05, "learn-then-test": 0.05}
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,8 @@ def run_procedure(
         tests = [_tested(thresholds[j], cum_n[j], cum_k[j], ub[j], alpha) for j in range(grid.size)]
         passed = [t for t in tests if t.passed]
         return tests, (passed[-1] if passed else None)
+    if procedure == "fallback":
+        return _fallback(thresholds, cum_n, cum_k, alpha, delta)
     if procedure == "learn-then-test":
         start = _learn_start(conf[learn], wrong[learn], thresholds, cum_n, alpha, delta)
     else:
@@ -127,6 +129,26 @@ def _fixed_sequence(
         if not test.passed:
             break
         chosen = test
+    return tests, chosen
+
+
+def _fallback(
+    thresholds: np.ndarray, cum_n: np.ndarray, cum_k: np.ndarray, alpha: float, delta: float
+) -> tuple[list[Tested], Tested | None]:
+    """The fallback procedure (Wiens 2003), strictest to loosest: each test owns delta / m, and a
+    rejected hypothesis hands its whole level on to the next test, so one failure does not end the
+    search (as in fixed-sequence) and a run of passes recovers the full delta (unlike Bonferroni)."""
+    testable = np.nonzero(cum_n >= min_accepted_for_zero_errors(alpha, delta))[0]
+    share = delta / max(testable.size, 1)
+    tests: list[Tested] = []
+    chosen, carried = None, 0.0
+    for j in testable:
+        level = share + carried
+        test = _tested(thresholds[j], cum_n[j], cum_k[j], clopper_pearson_upper(cum_k[j], cum_n[j], level), alpha)
+        tests.append(test)
+        carried = level if test.passed else 0.0
+        if test.passed:
+            chosen = test
     return tests, chosen
 
 

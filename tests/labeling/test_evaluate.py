@@ -66,6 +66,27 @@ def test_guarantee_splits_hold_on_calibrated_stream() -> None:
     assert res["mean_auto_agreement"] >= 0.78
 
 
+def test_oracle_coverage_is_the_loosest_threshold_within_alpha_in_hindsight() -> None:
+    from labeling.evaluate import oracle_coverage
+
+    # Confidences 0.9 > 0.8 > 0.7 > 0.6 (ties at 0.6), right, right, wrong, wrong, right.
+    p_a = np.array([0.9, 0.2, 0.7, 0.4, 0.6])
+    prefers_a = np.array([True, False, False, True, True])
+    assert oracle_coverage(p_a, prefers_a, alpha=0.34) == pytest.approx(0.6)  # 1/3 wrong at 0.7; ties at 0.6 give 2/5
+    assert oracle_coverage(p_a, prefers_a, alpha=0.4) == pytest.approx(1.0)  # 2/5 wrong overall
+    assert oracle_coverage(p_a, prefers_a, alpha=0.1) == pytest.approx(0.4)
+
+
+def test_population_check_counts_violations_in_the_population_not_a_test_split() -> None:
+    from labeling.evaluate import population_check
+
+    ids, p_a, prefers_a = synthetic_scores(1200, 1)
+    res = population_check(p_a, prefers_a, alpha=0.2, delta=0.1, n_draws=60, calibration_size=600,
+                           min_calibration_size=100)  # fmt: skip
+    assert res["population_violation_rate"] <= 0.1 + 0.08
+    assert 0.3 < res["efficiency"] <= 1.05 and res["oracle_coverage"] > 0.5
+
+
 def test_out_of_fold_file_round_trips_and_bad_lines_are_named(tmp_path) -> None:
     from labeling.evaluate import read_out_of_fold, write_out_of_fold
     from labeling.schemas import Sample
