@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import flows  # noqa: F401 - first: it sets Prefect's environment defaults before Prefect is imported
 
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Annotated, Optional  # noqa: E402
+import json
+from pathlib import Path
+from typing import Annotated, Optional
 
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+import typer
+from rich.console import Console
+from rich.table import Table
 
-from juryflow import cli_evaluate, cli_human, cli_labeler, cli_labelstudio, cli_models  # noqa: E402
-from juryflow.cli_support import UserErrorGroup, note_demo_config, use_demo_config_by_default  # noqa: E402
+from juryflow import cli_evaluate, cli_human, cli_labeler, cli_labelstudio, cli_models
+from juryflow.cli_support import UserErrorGroup, note_demo_config, use_demo_config_by_default
 
 app = typer.Typer(help="Hybrid human/AI preference labeling for RLHF.", no_args_is_help=True, add_completion=False,
                   cls=UserErrorGroup)
@@ -31,6 +31,7 @@ def main_options(
     debug: Annotated[bool, typer.Option("--debug", help="show full tracebacks, also for user errors")] = False,
 ) -> None:
     """Hybrid human/AI preference labeling for RLHF. User mistakes print one line and exit 2."""
+    # `debug` is read from the root context by UserErrorGroup when a command fails.
     if ctx.invoked_subcommand not in ("demo", "generate"):  # the demo keeps its own settings
         note_demo_config(use_demo_config_by_default())
 
@@ -64,9 +65,9 @@ def demo(
     n: Annotated[int, typer.Option(help="samples to label in the run")] = 400,
     fit_n: Annotated[int, typer.Option(help="labeled samples used to fit the AI labeler first")] = 300,
     data_dir: Annotated[Path, typer.Option(help="where the demo keeps its store and exports")] = Path("juryflow-demo"),
-    labelstudio: Annotated[bool, typer.Option("--labelstudio/--no-labelstudio", help="push the review queue to a local Label Studio")] = True,
+    labelstudio: Annotated[bool, typer.Option("--labelstudio/--no-labelstudio", help="push the review queue to the demo's own local Label Studio (never the one your settings name)")] = True,
 ) -> None:
-    """End-to-end demo on generated data, fully offline, on the embedded defaults."""
+    """End-to-end demo on generated data, fully offline, on its own settings (<data-dir>/juryflow.yaml)."""
     from juryflow.demo import run_demo
 
     run_demo(console, n=n, fit_n=fit_n, data_dir=data_dir, labelstudio=labelstudio)
