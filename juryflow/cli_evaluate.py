@@ -95,9 +95,20 @@ def _print_summary(report: dict[str, Any], out: Path) -> None:
     auto = g["mean_auto_agreement"]
     table.add_row("agreement of auto-labels", "n/a" if auto is None else f"{auto:.1%}")
     table.add_row("final dataset agreement", f"{g['mean_final_agreement']:.1%}")
-    table.add_row(f"violation rate over {g['n_splits']} splits", f"{g['violation_rate']:.1%} (delta {g['delta']})")
+    pop = report["population_check"]
+    table.add_row(
+        f"violation rate, file as population ({pop['n_draws']} draws)",
+        f"{pop['population_violation_rate']:.1%} (delta {g['delta']})",
+    )
+    table.add_row(f"efficiency (coverage / oracle {pop['oracle_coverage']:.1%})", f"{pop['efficiency'] or 0:.2f}")
+    table.add_row(f"split check: test-split error > alpha ({g['n_splits']} splits)", f"{g['violation_rate']:.1%}")
     table.add_row("splits with a qualifying threshold", f"{g['share_with_threshold']:.0%}")
     whole = report["whole_file_threshold"]
     table.add_row("whole file as calibration set", whole["status"])
+    if whole.get("next_step_labels") is not None:
+        table.add_row(
+            "audit labels to certify the next coverage step",
+            f"{whole['next_step_labels']} more, for {whole['next_step_coverage']:.1%}",
+        )
     console.print(table)
     console.print(f"report: {out / 'report.json'}; plots: {report['plot']}, {report['reliability_plot']}")

@@ -99,15 +99,16 @@ def publish_report_artifacts(report: dict[str, Any]) -> bool:
     """Publish the report and its plot as Prefect artifacts; False outside a flow run."""
     if FlowRunContext.get() is None:
         return False
-    g = report["guarantee"]
+    g, pop = report["guarantee"], report["population_check"]
     figures = json.dumps({k: v for k, v in report.items() if k != "cost_quality"}, indent=1)
     create_markdown_artifact(
         key="routing-evaluation",
         markdown=(
             f"## Routing evaluation ({report['n_samples']} samples, {report.get('labeler', 'embedding')} labeler)\n\n"
             f"alpha {g['alpha']}, delta {g['delta']}: coverage {g['mean_coverage']:.1%}, "
-            f"auto-label agreement {g['mean_auto_agreement']}, violation rate {g['violation_rate']:.1%} "
-            f"over {g['n_splits']} splits\n\n```json\n{figures}\n```"
+            f"auto-label agreement {g['mean_auto_agreement']}, population violation rate "
+            f"{pop['population_violation_rate']:.1%} over {pop['n_draws']} draws, efficiency {pop['efficiency']} "
+            f"(split check: {g['violation_rate']:.1%} over {g['n_splits']} splits)\n\n```json\n{figures}\n```"
         ),
     )
     publish_png(report["plot"], key="routing-cost-quality", description="routing cost-quality curve")
