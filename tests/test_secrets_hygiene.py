@@ -184,7 +184,7 @@ def test_demo_settings_file_is_private(tmp_path):
     from juryflow.demo import _write_demo_config
     from labeling.labelstudio.server import record_in_settings_file
 
-    path = _write_demo_config(tmp_path, tmp_path / "head")
+    path = _write_demo_config(tmp_path / "juryflow.yaml", tmp_path, tmp_path / "head")
     assert _mode(path) == 0o600
     record_in_settings_file(path, "http://127.0.0.1:8080", LS_TOKEN)
     assert _mode(path) == 0o600

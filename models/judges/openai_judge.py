@@ -173,7 +173,10 @@ class OpenAIEngine(JudgeEngine):
                 f"{self._redact(str(exc))}. Check that the server is up and judge.base_url is right"
             ) from None
         except openai.APIStatusError as exc:
-            return self._status_error(exc.status_code, self._redact(exc.response.text)[:300], attempts)
+            status, detail = exc.status_code, self._redact(exc.response.text)[:300]
+        # Raised outside the except block: chained to the SDK's error, whose message quotes the server's
+        # echo of the key, every traceback (stderr, Prefect's flow-run logs) would repeat it.
+        return self._status_error(status, detail, attempts)
 
     def _status_error(self, status: int, detail: str, attempts: int) -> VerdictParseError:
         if status in FATAL_STATUS:
