@@ -7,7 +7,7 @@ from pathlib import Path
 from models.training.config import RewardModelConfig
 from models.training.data import tokenize_pairs
 from models.training.evaluate import pairwise_accuracy
-from models.training.loading import load_reward_model, resolve_base_model  # noqa: F401 - the stage's public loaders
+from models.training.loading import load_reward_model
 
 
 def build_reward_trainer(config: RewardModelConfig, train_rows, model, tokenizer, callbacks=None):

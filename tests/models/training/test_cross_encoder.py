@@ -8,7 +8,7 @@ import json
 import pytest
 
 from models.labelers.embedding import ENCODER_NAME, bundled_encoder_path
-from models.training.reward import resolve_base_model
+from models.training.loading import resolve_base_model
 from tests.models.training.conftest import RECIPES, write_recipe
 from tests.models.training.synthetic import preference_rows
 

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[3]
 PACKAGES = ("labeling", "models")
 
@@ -77,6 +79,7 @@ def test_labeling_and_models_have_no_import_cycle() -> None:
     assert find_cycle(import_graph()) is None
 
 
+@pytest.mark.slow  # one interpreter importing torch, transformers and TRL: ~1-2 min on a loaded CPU
 def test_training_and_labeler_modules_import_in_a_fresh_interpreter() -> None:
     modules = sorted(m for m in import_graph() if m.startswith(("models.training.", "models.labelers.")))
     code = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\n"
