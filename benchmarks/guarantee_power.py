@@ -81,10 +81,12 @@ def main() -> None:
     for procedure in args.procedures:
         for alpha in args.alphas:
             pop = population_check(p_a, prefers_a, alpha, args.delta, args.draws, n_cal, 100, procedure)
-            split = guarantee_splits(
-                ids, p_a, prefers_a, alpha, args.delta, args.splits, n_cal / len(rows), 100, "isotonic",
-                procedure=procedure,
-            )  # fmt: skip
+            split = {"violation_rate": float("nan")}  # no test half left when calibrating on the whole size
+            if n_cal < len(rows):
+                split = guarantee_splits(
+                    ids, p_a, prefers_a, alpha, args.delta, args.splits, n_cal / len(rows), 100, "isotonic",
+                    procedure=procedure,
+                )  # fmt: skip
             pop["split_violation_rate"] = split["violation_rate"]
             out.append(pop)
             eff = "n/a" if pop["efficiency"] is None else f"{pop['efficiency']:.2f}"

@@ -303,7 +303,8 @@ def plot_cost_quality(report: dict[str, Any], path: Path) -> Path:
         ax.annotate(f"a={p['alpha']:.2f}", (p["human_share"], p["mean_auto_agreement"]), fontsize=6,
                     textcoords="offset points", xytext=(3, -8))  # fmt: skip
     cfg = report["guarantee"]
-    ax.axhline(1 - cfg["alpha"], color="grey", linestyle="--", linewidth=1, label=f"target 1 - alpha = {1 - cfg['alpha']:.2f}")
+    target = f"target 1 - alpha = {1 - cfg['alpha']:.2f}"
+    ax.axhline(1 - cfg["alpha"], color="grey", linestyle="--", linewidth=1, label=target)
     ax.scatter([cfg["human_share"]], [cfg["mean_final_agreement"]], s=80, color="red", zorder=5,
                label=f"configured alpha={cfg['alpha']}, delta={cfg['delta']}")  # fmt: skip
     ax.set_xlabel("share of samples sent to humans")

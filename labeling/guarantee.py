@@ -28,8 +28,10 @@ from pydantic import BaseModel, Field
 from labeling.calibration import ConfidenceCalibrator
 from labeling.threshold_procedures import (
     DEFAULT_PROCEDURE,
+    PROCEDURES,
     clopper_pearson_upper,
     coverage_grid,
+    grid_step,
     min_accepted_for_zero_errors,
     run_procedure,
 )
@@ -111,6 +113,8 @@ def guaranteed_threshold(
     """
     if not (0.0 < alpha < 1.0 and 0.0 < delta < 1.0):
         raise ValueError(f"alpha ({alpha}) and delta ({delta}) must both be in (0, 1)")
+    if procedure not in PROCEDURES:
+        raise ValueError(f"routing procedure {procedure!r} is unknown: use one of {', '.join(PROCEDURES)}")
     conf = np.asarray(confidence, dtype=float)
     ok = np.asarray(correct, dtype=bool)
     if conf.shape != ok.shape:
@@ -132,7 +136,7 @@ def guaranteed_threshold(
     order = np.argsort(-c_el, kind="stable")
     cum_n = np.arange(1, c_el.size + 1)
     cum_k = np.cumsum(wrong_el[order])
-    last_of_value = coverage_grid(c_el[order], 0.05)
+    last_of_value = coverage_grid(c_el[order], grid_step(procedure))
 
     if chosen is not None:
         n_accepted = int(np.sum(elig & (conf >= chosen.threshold)))

@@ -6,11 +6,15 @@ rejected t_j is valid: P(error above it > alpha) <= delta. They differ in which 
 in what order, and both are fixed by the confidences (or a separate learn split), never by the
 labels being tested:
 
-- ``fixed-sequence`` (default): a 5 % coverage grid, from the first threshold at which a labeler
+- ``fixed-sequence`` (default): a 10 % coverage grid, from the first threshold at which a labeler
   with error alpha/2 could pass, looser while tests pass; every test at the full level delta.
+  A coarse grid means fewer tests, so fewer chances for one noisy stretch to end the sequence
+  (measured: a 10 % grid beats 5 % and 2.5 % on the HH file and on a flat synthetic curve).
 - ``strict-sequence``: the first procedure juryflow shipped: a 2.5 % grid from the strictest
   threshold that could pass with zero errors (about 7 samples); one early error ends it.
 - ``bonferroni``: every point of the 5 % grid, each at delta / m; the loosest that passes.
+- ``fallback``: the 5 % grid strictest to loosest, each test owning delta / m; a rejection hands
+  its level on to the next test (Wiens 2003), so one failure does not end the search.
 - ``learn-then-test``: a random 30 % learn split orders the hypotheses (start at the loosest
   threshold the learn split predicts will pass, then looser); the rest is tested at delta.
 
@@ -27,7 +31,13 @@ import numpy as np
 PROCEDURES = ("fallback", "fixed-sequence", "strict-sequence", "bonferroni", "learn-then-test")
 DEFAULT_PROCEDURE = "fixed-sequence"
 LEARN_SHARE = 0.3
-_GRID_STEP = {"fallback": 0.05, "fixed-sequence": 0.05, "strict-sequence": 0.025, "bonferroni": 0.05, "learn-then-test": 0.05}
+_GRID_STEP = {
+    "fallback": 0.05,
+    "fixed-sequence": 0.1,
+    "strict-sequence": 0.025,
+    "bonferroni": 0.05,
+    "learn-then-test": 0.05,
+}
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,11 @@ def min_accepted_at_half_alpha(alpha: float, delta: float) -> int:
     while clopper_pearson_upper(math.floor(alpha / 2 * n), n, delta) > alpha:
         n += 1
     return n
+
+
+def grid_step(procedure: str = DEFAULT_PROCEDURE) -> float:
+    """The coverage step between a procedure's candidate thresholds."""
+    return _GRID_STEP[procedure]
 
 
 def coverage_grid(c_sorted: np.ndarray, step: float) -> np.ndarray:
@@ -114,7 +129,8 @@ def run_procedure(
 
 
 def _tested(threshold: float, n: int, k: int, ub: float, alpha: float) -> Tested:
-    return Tested(threshold=float(threshold), n_accepted=int(n), errors=int(k), upper_bound=float(ub), passed=ub <= alpha)
+    ub = float(ub)
+    return Tested(threshold=float(threshold), n_accepted=int(n), errors=int(k), upper_bound=ub, passed=ub <= alpha)
 
 
 def _fixed_sequence(
