@@ -10,14 +10,10 @@ store's own states are the truth for every worker and process.
 
 from __future__ import annotations
 
-from collections import Counter
-from itertools import islice
-from pathlib import Path
-
 from prefect import get_run_logger, task
 
 from labeling.cascade import JudgeStageCounts, LabelerStageCounts, judge_and_route, label_and_route
-from labeling.ingest import load_records, parse_records
+from labeling.ingest import ingest_file
 from labeling.schemas import SampleState
 from tasks import resources
 from tasks.retries import retry_transient
@@ -31,24 +27,14 @@ RETRY = {"retries": 3, "retry_delay_seconds": [2, 8, 30], "retry_condition_fn": 
 def ingest_input(input_path: str) -> dict:
     """Load, validate and store a file; rejected rows go to quarantine, the rest carry on."""
     cfg = resources.settings()
-    st = resources.store(cfg)
-    path = Path(input_path)
-    if not path.exists():
-        raise FileNotFoundError(f"input_path {input_path!r} does not exist: pass a JSONL, Parquet or datasets directory")
-    totals = Counter()
-    records = load_records(path)
-    # Chunks bound memory on large files; the store resolves ids across chunks.
-    while chunk := list(islice(records, cfg.ingest.batch_size)):
-        samples, rejected = parse_records(chunk, cfg.ingest)
-        result = st.add_samples(samples, source=str(path))
-        problems = [*rejected, *result.conflicts]
-        st.add_quarantine(problems)
-        for record in problems[:20]:
+    logged: list[str] = []
+
+    def log_first(record) -> None:  # the first 20 are enough to see what is wrong with a file
+        if len(logged) < 20:
+            logged.append(record.message)
             get_run_logger().warning("quarantined: %s", record.message)
-        totals.update(
-            read=len(chunk), inserted=len(result.inserted), unchanged=len(result.unchanged), quarantined=len(problems)
-        )
-    return dict(totals)
+
+    return ingest_file(resources.store(cfg), input_path, cfg.ingest, on_quarantine=log_first)
 
 
 @task(name="list-samples")

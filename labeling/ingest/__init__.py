@@ -3,9 +3,10 @@
 A bad row never stops the batch: it becomes a ``QuarantineRecord`` naming the sample, the field
 and the fix, and the good rows carry on. Text is stored literally (HTML, template syntax, RTL
 marks included); nothing here interprets it. Modules: ``readers`` (files to RawRecords),
-``validation`` (one field at a time), ``parse`` (rows to samples).
+``validation`` (one field at a time), ``parse`` (rows to samples), ``into_store`` (a whole file into the store).
 """
 
+from labeling.ingest.into_store import ingest_file
 from labeling.ingest.parse import parse_records
 from labeling.ingest.readers import GENERIC_COLUMNS, HH_COLUMNS, RawRecord, load_records
 from labeling.ingest.validation import (
@@ -30,6 +31,7 @@ __all__ = [
     "RawRecord",
     "check_metadata",
     "check_text",
+    "ingest_file",
     "is_invisible",
     "load_records",
     "parse_records",
