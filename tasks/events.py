@@ -13,17 +13,11 @@ from prefect.events import emit_event
 
 from labeling.export import Snapshot
 from labeling.records import TrainingTrigger, read_training_trigger, write_training_trigger
+from labeling.training_trigger import training_due
 from tasks import resources
 
 LABELS_READY = "juryflow.labels.ready"
 REWARD_MODEL_PROMOTED = "juryflow.reward_model.promoted"
-
-
-def new_labels_since_last_trigger(snapshot: Snapshot, last_trigger: TrainingTrigger | None) -> int:
-    """Rows gained since the snapshot that last triggered training (all rows if none did)."""
-    if last_trigger is None:
-        return snapshot.n_rows
-    return max(0, snapshot.n_rows - last_trigger.n_rows)
 
 
 @task(name="emit-labels-ready", retries=2, retry_delay_seconds=[2, 10])
@@ -31,13 +25,10 @@ def emit_labels_ready(snapshot: Snapshot, new_label_count: int | None = None) ->
     """Emit ``juryflow.labels.ready`` when enough new labels arrived; the train-reward-model deployment listens."""
     cfg = resources.settings()
     store = resources.store(cfg)
-    last = read_training_trigger(store)
-    new = new_labels_since_last_trigger(snapshot, last) if new_label_count is None else new_label_count
-    due = new >= cfg.training.trigger_min_new_labels
-    outcome = {"snapshot_id": snapshot.snapshot_id, "new_labels": new, "threshold": cfg.training.trigger_min_new_labels,
-               "emitted": due}
-    if not due:
-        get_run_logger().info("not triggering training: %d new labels < %d", new, cfg.training.trigger_min_new_labels)
+    decision = training_due(snapshot, read_training_trigger(store), cfg.training.trigger_min_new_labels, new_label_count)
+    outcome, new = decision.model_dump(), decision.new_labels
+    if not decision.emitted:
+        get_run_logger().info("not triggering training: %d new labels < %d", new, decision.threshold)
         return outcome
     emit_event(
         event=LABELS_READY,
