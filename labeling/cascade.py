@@ -23,6 +23,7 @@ from labeling.routing import RoutingPolicy, route_after_judge, route_after_label
 from labeling.schemas import AILabel, JudgeVerdict, Route, Sample, SampleState
 
 if TYPE_CHECKING:
+    from labeling.export import Snapshot
     from labeling.store import Store
 
 
@@ -150,3 +151,35 @@ def with_reviewer_critiques(
         text = crit.critique if crit.parse_error is None else f"(no usable critique: {crit.parse_error})"
         out[i] = out[i].model_copy(update={"critique": text})
     return out
+
+
+def run_summary(
+    ingested: dict | None,
+    labeled: Sequence[LabelerStageCounts],
+    judged: Sequence[JudgeStageCounts],
+    snapshot: Snapshot,
+    human_pending: int,
+) -> dict:
+    """One label_batch run in figures: the chunks' stage counts added up, and the snapshot it exported."""
+    reasons: Counter[str] = Counter()
+    for part in labeled:
+        reasons.update(part.reasons)
+    judge_outcomes: Counter[str] = Counter()
+    for part in judged:
+        judge_outcomes.update(part.reasons)
+    n_labeled = sum(p.labeled for p in labeled)
+    return {
+        "ingested": ingested or {},
+        "ai_labeled": n_labeled,
+        "to_judge": sum(p.to_judge for p in labeled),
+        "to_human": sum(p.to_human for p in labeled),
+        "judge_accepted": sum(p.accepted for p in judged),
+        "judge_escalated": sum(p.escalated for p in judged),
+        "mean_confidence": round(sum(p.confidence_sum for p in labeled) / n_labeled, 4) if n_labeled else None,
+        "route_reasons": dict(reasons),
+        "judge_outcomes": dict(judge_outcomes),
+        "human_pending": human_pending,
+        "snapshot_id": snapshot.snapshot_id,
+        "snapshot_path": str(snapshot.path),
+        "snapshot_rows": snapshot.n_rows,
+    }

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-from collections import Counter
 from pathlib import Path
 from uuid import UUID
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from labeling.cascade import JudgeStageCounts, LabelerStageCounts
+from labeling.cascade import JudgeStageCounts, LabelerStageCounts, run_summary
 from labeling.export import Snapshot, export_snapshot
 from labeling.records import read_active_thresholds
 from labeling.routing import policy_in_force
@@ -52,30 +51,9 @@ def publish_run_summary(
     ingested: dict | None, labeled: list[LabelerStageCounts], judged: list[JudgeStageCounts], snapshot: Snapshot
 ) -> dict:
     """One table artifact per run: counts per route and the mean AI confidence."""
-    reasons: Counter[str] = Counter()
-    for part in labeled:
-        reasons.update(part.reasons)
-    judge_outcomes: Counter[str] = Counter()
-    for part in judged:
-        judge_outcomes.update(part.reasons)
-    n_labeled = sum(p.labeled for p in labeled)
-    summary = {
-        "ingested": ingested or {},
-        "ai_labeled": n_labeled,
-        "to_judge": sum(p.to_judge for p in labeled),
-        "to_human": sum(p.to_human for p in labeled),
-        "judge_accepted": sum(p.accepted for p in judged),
-        "judge_escalated": sum(p.escalated for p in judged),
-        "mean_confidence": round(sum(p.confidence_sum for p in labeled) / n_labeled, 4) if n_labeled else None,
-        "route_reasons": dict(reasons),
-        "judge_outcomes": dict(judge_outcomes),
-        "human_pending": resources.store().count_by_state().get("human_pending", 0),
-        "snapshot_id": snapshot.snapshot_id,
-        "snapshot_path": str(snapshot.path),
-        "snapshot_rows": snapshot.n_rows,
-    }
+    summary = run_summary(ingested, labeled, judged, snapshot, resources.store().count_by_state().get("human_pending", 0))
     rows = [{"metric": k, "value": str(v)} for k, v in summary.items() if not isinstance(v, dict)]
-    rows += [{"metric": f"route:{k}", "value": str(v)} for k, v in sorted(reasons.items())]
-    rows += [{"metric": f"judge:{k}", "value": str(v)} for k, v in sorted(judge_outcomes.items())]
+    rows += [{"metric": f"route:{k}", "value": str(v)} for k, v in sorted(summary["route_reasons"].items())]
+    rows += [{"metric": f"judge:{k}", "value": str(v)} for k, v in sorted(summary["judge_outcomes"].items())]
     create_table_artifact(key="label-batch-summary", table=rows, description="juryflow label_batch: routes and counts")
     return summary

@@ -9,6 +9,7 @@ whole disassemblies. The run log gets the trainer's progress and one closing sum
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from labeling.records import read_active_labeler, write_active_labeler
 from models.training import config as recipes
 from models.training.data import load_preference_snapshot, snapshot_path, split_by_sample_id
-from models.training.gate import GateDecision, decide, promotion_record
+from models.training.gate import GateDecision, gate_candidate
 from models.training.registry import ModelRecord, Registry
 from models.training.stages import StageRun, get_stage
 from tasks import resources
@@ -91,24 +92,16 @@ def gate_reward_model(record: ModelRecord, data: TrainingData) -> GateDecision:
     from models.labelers.reward_model import RewardModelLabeler
 
     cfg = resources.settings()
-    store = resources.store(cfg)
-    registry = Registry.from_settings(cfg)
+    store, registry = resources.store(cfg), Registry.from_settings(cfg)
     model_dir = registry.model_dir("reward_model", record.version)
-    candidate = RewardModelLabeler(model_dir, batch_size=cfg.labeler.batch_size)
-    baseline = build_labeler(cfg, read_active_labeler(store))
-    try:
-        decision = decide(candidate, baseline, data.held_out, cfg.training.gate_margin)
-    finally:
-        candidate.unload()
-        if baseline is not None:
-            baseline.unload()
-    gate_metrics = {"gate": decision.model_dump()}
+    decision = gate_candidate(
+        RewardModelLabeler(model_dir, batch_size=cfg.labeler.batch_size), build_labeler(cfg, read_active_labeler(store)),
+        data.held_out, cfg.training.gate_margin,
+        mark=partial(registry.set_status, "reward_model", record.version),
+        promote=partial(write_active_labeler, store), model_path=str(model_dir), version=record.version,
+    )  # fmt: skip
     if decision.passed:
-        registry.set_status("reward_model", record.version, "promoted", decision.reason, gate_metrics)
-        write_active_labeler(store, promotion_record(record.version, str(model_dir), decision))
         emit_reward_model_promoted(record.version, record.snapshot_id, decision.candidate_accuracy)
-    else:
-        registry.set_status("reward_model", record.version, "rejected", decision.reason, gate_metrics)
     get_run_logger().info("reward model %s %s: %s", record.version, "promoted" if decision.passed else "rejected", decision.reason)
     return decision
 

@@ -10,7 +10,7 @@ Promotion writes ``labeling.records.ActiveLabeler`` (built by ``promotion_record
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
@@ -80,3 +80,31 @@ def promotion_record(version: str, model_path: str, decision: GateDecision) -> A
         replaced=decision.baseline_version,
         promoted_at=datetime.now(UTC).isoformat(),
     )
+
+
+def gate_candidate(
+    candidate: AILabeler,
+    baseline: AILabeler | None,
+    rows,
+    margin: float,
+    mark: Callable[[str, str, dict], None],
+    promote: Callable[[ActiveLabeler], None],
+    model_path: str,
+    version: str,
+) -> GateDecision:
+    """Decide, then record the outcome: ``mark(status, reason, metrics)`` in the registry and, when the
+    candidate passes, ``promote(record)`` so that the next build_labeler returns it.
+
+    Both models are unloaded afterwards whatever happens: the gate runs on a training worker
+    whose memory the next stage needs.
+    """
+    try:
+        decision = decide(candidate, baseline, rows, margin)
+    finally:
+        candidate.unload()
+        if baseline is not None:
+            baseline.unload()
+    mark("promoted" if decision.passed else "rejected", decision.reason, {"gate": decision.model_dump()})
+    if decision.passed:
+        promote(promotion_record(version, model_path, decision))
+    return decision

@@ -126,3 +126,21 @@ def test_no_critic_is_built_when_nothing_escalates(store: Store) -> None:
     judge = TableJudge({ids[0]: 0.9, ids[1]: 0.9})
     counts = judge_and_route(store, ids, judge, None, _fixed(POLICY), lambda: built.append(1))  # type: ignore[arg-type]
     assert counts.accepted == 2 and built == []
+
+
+def test_run_summary_adds_up_the_chunks() -> None:
+    from labeling.cascade import JudgeStageCounts, LabelerStageCounts, run_summary
+    from labeling.export import Snapshot
+
+    labeled = [LabelerStageCounts(labeled=3, to_judge=2, to_human=1, reasons={"confident": 2, "unsure": 1},
+                                  confidence_sum=2.4),
+               LabelerStageCounts(labeled=1, to_judge=1, reasons={"confident": 1}, confidence_sum=0.9)]
+    judged = [JudgeStageCounts(judged=3, accepted=2, escalated=1, reasons={"judge_agrees": 2, "disagreement": 1})]
+    snap = Snapshot(snapshot_id="abc", path="/snap", n_rows=2, counts_by_source={"judge": 2},
+                    created_at="2026-12-01T00:00:00+00:00")
+    summary = run_summary({"read": 4}, labeled, judged, snap, human_pending=2)
+    assert summary["ai_labeled"] == 4 and summary["to_judge"] == 3 and summary["to_human"] == 1
+    assert summary["route_reasons"] == {"confident": 3, "unsure": 1} and summary["mean_confidence"] == 0.825
+    assert summary["judge_accepted"] == 2 and summary["judge_escalated"] == 1 and summary["human_pending"] == 2
+    assert summary["snapshot_id"] == "abc" and summary["snapshot_rows"] == 2 and summary["ingested"] == {"read": 4}
+    assert run_summary(None, [], [], snap, 0)["mean_confidence"] is None
