@@ -3,7 +3,9 @@
     OMP_NUM_THREADS=1 python benchmarks/evaluate_hh.py --out eval-hh
 
 Same as `juryflow evaluate --data ../shared/data/hh-rlhf-harmless-dev.jsonl.gz --folds 5 --splits 200`;
-the data sit beside the repository and are never copied into it.
+the data sit beside the repository and are never copied into it. Its out_of_fold.jsonl feeds
+`benchmarks/guarantee_power.py --scores OUT/out_of_fold.jsonl`, which compares the threshold
+procedures (coverage, efficiency against the oracle, validity against the file as population).
 """
 
 from __future__ import annotations
