@@ -87,6 +87,24 @@ def test_population_check_counts_violations_in_the_population_not_a_test_split()
     assert 0.3 < res["efficiency"] <= 1.05 and res["oracle_coverage"] > 0.5
 
 
+def test_report_judges_validity_on_the_population_and_its_sweep_agrees_with_the_check(tmp_path) -> None:
+    from labeling.evaluate import build_report
+    from labeling.schemas import Sample
+
+    ids, p_a, prefers_a = synthetic_scores(400, 2)
+    samples = [
+        Sample(sample_id=i, prompt="p", response_a="a", response_b="b", reference_label="A" if a else "B")
+        for i, a in zip(ids, prefers_a, strict=True)
+    ]
+    report = build_report(samples, p_a, alpha=0.2, delta=0.1, n_splits=10, calibration_share=0.5,
+                          min_calibration_size=100, method="isotonic", out_dir=tmp_path)  # fmt: skip
+    pop = report["population_check"]
+    assert pop["n_draws"] == 10 and pop["calibration_size"] == 200 and pop["oracle_coverage"] > 0.5
+    assert report["guarantee_holds"] == (pop["population_violation_rate"] <= 0.1 + 2 * (0.09 / 10) ** 0.5)
+    at_alpha = [p for p in report["cost_quality"]["guaranteed"] if p["alpha"] == 0.2]
+    assert at_alpha == [report["guarantee"]]  # the plotted point is the configured check itself
+
+
 def test_out_of_fold_file_round_trips_and_bad_lines_are_named(tmp_path) -> None:
     from labeling.evaluate import read_out_of_fold, write_out_of_fold
     from labeling.schemas import Sample
