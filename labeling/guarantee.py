@@ -1,4 +1,4 @@
-"""Confidence thresholds with a stated agreement guarantee (Learn then Test, fixed sequence).
+"""Confidence thresholds with a stated agreement guarantee (Learn then Test).
 
 For a cascade stage (AI labeler, then judge), we pick the loosest confidence threshold t
 such that, with probability at least 1 - delta over the calibration sample,
@@ -6,15 +6,13 @@ such that, with probability at least 1 - delta over the calibration sample,
     P(stage's label != human label | confidence >= t) <= alpha.
 
 Procedure (Angelopoulos et al. 2021, "Learn then Test"; Jung et al. 2024, "Trust or
-Escalate"): test candidate thresholds from strictest to loosest; at each, the null
-hypothesis "error rate > alpha" is rejected when the exact Clopper-Pearson upper bound
-(Clopper & Pearson 1934) on the error rate of the calibration samples it accepts is <= alpha.
-Fixed-sequence testing lets every test run at the full level delta, and stops at the first
-failure. See docs/routing-guarantee.md for the assumptions.
-
-The candidate list depends only on the confidences, never on the labels, which keeps the
-procedure valid: it starts at the strictest threshold that accepts enough samples for a
-zero-error pass to be possible at all (``min_accepted``).
+Escalate"): each candidate threshold's null hypothesis "error rate > alpha" is rejected when the
+exact Clopper-Pearson upper bound (Clopper & Pearson 1934) on the error rate of the calibration
+samples it accepts is <= alpha; a multiple-testing procedure that controls the family-wise
+error at delta (labeling.threshold_procedures; default: fixed-sequence on a 10 % coverage grid)
+picks which to test and in what order, from the confidences only, never the labels. This module
+turns the outcome into a routing decision and says how many more audit labels would help. See
+docs/routing-guarantee.md for the assumptions and the measured comparison.
 """
 
 from __future__ import annotations
