@@ -11,7 +11,7 @@ labels being tested:
   A coarse grid means fewer tests, so fewer chances for one noisy stretch to end the sequence
   (measured: a 10 % grid beats 5 % and 2.5 % on the HH file and on a flat synthetic curve).
 - ``strict-sequence``: the first procedure juryflow shipped: a 2.5 % grid from the strictest
-  threshold that could pass with zero errors (about 7 samples); one early error ends it.
+  threshold that could pass with zero errors (8 samples at alpha 0.28); one early error ends it.
 - ``bonferroni``: every point of the 5 % grid, each at delta / m; the loosest that passes.
 - ``fallback``: the 5 % grid strictest to loosest, each test owning delta / m; a rejection hands
   its level on to the next test (Wiens 2003), so one failure does not end the search.
