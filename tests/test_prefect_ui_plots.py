@@ -12,24 +12,18 @@ from __future__ import annotations
 
 import ast
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.browser import headless_chromium, requires_chromium
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-requires_chromium = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="headless Chromium not found: apt-get install -y chromium chromium-driver",
-)
 
 # A flow run the way a user's run reaches the server: a separate process with PREFECT_API_URL set.
 PUBLISHING_FLOW = """
@@ -64,10 +58,6 @@ def test_no_plot_is_published_as_a_file_url_image():
 
 @requires_chromium
 def test_published_plot_shows_in_the_prefect_ui(prefect_server, tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium")
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
     url = prefect_server["url"]
     png = tmp_path / "reliability.png"
     env = {**prefect_server["env"], "PREFECT_API_URL": prefect_server["api_url"], "PYTHONPATH": str(REPO)}
@@ -81,19 +71,14 @@ def test_published_plot_shows_in_the_prefect_ui(prefect_server, tmp_path):
     artifact = httpx.get(f"{url}/api/artifacts/{artifact_id}", timeout=10).json()
     assert artifact["type"] == "markdown" and "data:image/png;base64," in artifact["data"]
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    profile = tempfile.mkdtemp(prefix="juryflow-chromium-")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1400,1000", f"--user-data-dir={profile}"):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
     shots = REPO / "test-artifacts"
     shots.mkdir(exist_ok=True)
     loaded = ("const i = document.querySelector('img[src^=\"data:image/png\"]');"
               "return i !== null && i.complete ? i.naturalWidth : 0;")
-    try:
+    with headless_chromium() as driver:
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
+
         # V2 is the default UI in Prefect 3.9; V1 still serves browsers that saved it as their preference.
         for ui, page in (("v2", f"{url}/v2/artifacts/artifact/{artifact_id}"),
                          ("v1", f"{url}/artifacts/artifact/{artifact_id}")):
@@ -108,6 +93,3 @@ def test_published_plot_shows_in_the_prefect_ui(prefect_server, tmp_path):
             img = driver.find_element(By.CSS_SELECTOR, 'img[src^="data:image/png"]')
             assert img.is_displayed(), f"the plot is on the {ui} page but hidden; see {shot}"
             assert shot.stat().st_size > 10_000
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)

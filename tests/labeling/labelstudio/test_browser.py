@@ -10,8 +10,6 @@ selenium. Screenshots are kept in test-artifacts/labelstudio-*.png.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,16 +21,11 @@ import pytest
 from labeling.schemas import Sample
 from tasks import resources
 from tasks.review import ensure_project, push_pending
+from tests.browser import headless_chromium, requires_chromium
 from tests.labeling.labelstudio.conftest import REPO, seed_human_pending
 
 pytestmark = [pytest.mark.integration, pytest.mark.requires_labelstudio]
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-requires_chromium = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="headless Chromium not found: apt-get install -y chromium chromium-driver",
-)
 SCRIPT = "<script>document.title='pwned-script';window.__pwned='script'</script>"
 IMG = "<img src=x onerror=\"document.title='pwned-img';window.__pwned='img'\">"
 # What seed_human_pending stores as the machines' view of a sample: none of it may reach the page.
@@ -44,34 +37,24 @@ QUESTION = "Which response is better?"
 @contextmanager
 def annotator_browser(ls_server, shot: Path) -> Iterator:
     """Headless Chromium logged in as a fresh annotator; keeps a failure screenshot beside `shot`."""
-    webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium")
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
     email = f"browser-{uuid.uuid4().hex[:6]}@juryflow.local"
     password = ls_server.add_annotator(email)
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    profile = tempfile.mkdtemp(prefix="juryflow-chromium-")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1400,1000", f"--user-data-dir={profile}"):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
     shot.parent.mkdir(exist_ok=True)
-    try:
-        driver.get(f"{ls_server.url}/user/login/")
-        driver.find_element(By.NAME, "email").send_keys(email)
-        driver.find_element(By.NAME, "password").send_keys(password)
-        driver.find_element(By.CSS_SELECTOR, "form button[type=submit], form input[type=submit]").click()
-        WebDriverWait(driver, 30).until(lambda d: "/user/login" not in d.current_url)
-        yield driver
-    finally:
-        if not shot.is_file():  # keep what the browser showed when it failed
-            driver.save_screenshot(str(shot.with_name(f"{shot.stem}-failure.png")))
-            print("browser was at", driver.current_url)
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+    with headless_chromium() as driver:
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        try:
+            driver.get(f"{ls_server.url}/user/login/")
+            driver.find_element(By.NAME, "email").send_keys(email)
+            driver.find_element(By.NAME, "password").send_keys(password)
+            driver.find_element(By.CSS_SELECTOR, "form button[type=submit], form input[type=submit]").click()
+            WebDriverWait(driver, 30).until(lambda d: "/user/login" not in d.current_url)
+            yield driver
+        finally:
+            if not shot.is_file():  # keep what the browser showed when it failed
+                driver.save_screenshot(str(shot.with_name(f"{shot.stem}-failure.png")))
+                print("browser was at", driver.current_url)
 
 
 def open_task(driver, url: str, project_id: int, task_id: int, expect: str) -> str:
