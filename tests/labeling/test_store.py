@@ -278,20 +278,37 @@ def test_from_settings_creates_the_data_dir(tmp_path) -> None:
     st.close()
 
 
-def test_bulk_batch_is_fast(store: Store) -> None:
-    """2,000 samples through the four bulk writes; the pipeline budget is 2,000 samples/s end to end."""
-    samples = make_samples(2000, chat_every=10)
+def _bulk_batch_statements(store: Store, n: int, prefix: str) -> int:
+    """SQL statements the four bulk writes of an n-sample batch send (counted on the store's engine)."""
+    from sqlalchemy import event
+
+    samples = make_samples(n, prefix=prefix, chat_every=10)
     ids = [s.sample_id for s in samples]
-    start = time.perf_counter()
-    store.add_samples(samples, "bulk")
-    store.record_ai_labels([ai(i) for i in ids])
-    store.record_routes([route(i, to_judge=True, accept=True) for i in ids], "labeler")
-    store.record_final_labels([final(i) for i in ids])
-    elapsed = time.perf_counter() - start
-    assert store.count_by_state() == {"labeled": 2000}
-    # PostgreSQL pays a network round trip per statement; SQLite must stay well under a second.
-    budget = 1.0 if store.url.startswith("sqlite") else 3.0
-    assert elapsed < budget, f"2,000-sample batch took {elapsed:.2f} s on {store.url.split(':')[0]}"
+    sent: list[str] = []
+    count = lambda *args: sent.append(args[2])  # noqa: E731 - before_cursor_execute(conn, cursor, statement, ...)
+    event.listen(store._engine, "before_cursor_execute", count)
+    try:
+        store.add_samples(samples, "bulk")
+        store.record_ai_labels([ai(i) for i in ids])
+        store.record_routes([route(i, to_judge=True, accept=True) for i in ids], "labeler")
+        store.record_final_labels([final(i) for i in ids])
+    finally:
+        event.remove(store._engine, "before_cursor_execute", count)
+    return len(sent)
+
+
+def test_bulk_batch_is_fast(store: Store) -> None:
+    """2,000 samples through the four bulk writes in a bounded number of statements, not one per row.
+
+    Speed itself is the routing benchmark's to measure (timings flake on a shared 2-core machine);
+    what keeps the pipeline at thousands of samples/s is that statements grow with chunks, not rows.
+    """
+    small = _bulk_batch_statements(store, 200, "small")
+    big = _bulk_batch_statements(store, 2000, "big")
+    print(f"statements: {small} for 200 samples, {big} for 2,000")
+    assert store.count_by_state() == {"labeled": 2200}
+    assert big <= 3 * small + 20, f"2,000 samples took {big} statements against {small} for 200: writes went per row"
+    assert big < 200, f"2,000-sample batch sent {big} statements on {store.url.split(':')[0]}"
 
 
 def _write_batch(url: str, barrier: Any, out: Any) -> None:
