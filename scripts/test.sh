@@ -19,4 +19,10 @@ fi
 
 # Exit code 5 (nothing collected) fails too: a suite that ran no test has not passed.
 # --durations=25: CI prints the slowest tests, so a new one that blows the 15-minute budget shows up.
-.venv/bin/python -m pytest --durations=25 "$@"
+# Two worker processes (JURYFLOW_TEST_WORKERS=0 runs in one): tests are single-threaded
+# (OMP_NUM_THREADS=1) and much of their time is spent waiting on servers, so the second core is
+# otherwise idle. --dist loadfile keeps each file on one worker, in order, with its module fixtures.
+WORKERS=${JURYFLOW_TEST_WORKERS:-2}
+XDIST=()
+[[ "$WORKERS" != 0 ]] && XDIST=(-n "$WORKERS" --dist loadfile)
+.venv/bin/python -m pytest "${XDIST[@]}" --durations=25 "$@"

@@ -26,6 +26,27 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 HH_DEV = SHARED_DATA / "hh-rlhf-harmless-dev.jsonl.gz"
 
 
+# The longest files start first, so that scripts/test.sh's two xdist workers (--dist loadfile) finish
+# together instead of one running the README contract alone at the end. Measured on the 2-core CI
+# machine; a stable sort keeps every file's own test order.
+LONGEST_FIRST = (
+    "tests/test_readme_contract.py",
+    "tests/flows/test_trigger_chain.py",
+    "tests/flows/test_chaos.py",
+    "tests/models/judges/test_vllm_judge.py",
+    "tests/labeling/test_evaluate.py",
+    "tests/flows/test_concurrent_postgres.py",
+    "tests/models/labelers/test_embedding.py",
+    "tests/juryflow/test_demo.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    root = Path(str(config.rootpath))
+    items.sort(key=lambda item: rank.get(Path(str(item.path)).relative_to(root).as_posix(), len(rank)))
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
     """A real Prefect API (temporary database) for the whole session; start-up is paid once."""
