@@ -22,7 +22,7 @@ app.add_typer(cli_labeler.app, name="labeler", help="Fit and inspect the AI labe
 app.add_typer(cli_evaluate.app)  # the `juryflow evaluate` command
 app.add_typer(cli_labelstudio.app, name="labelstudio", help="Run the local Label Studio server.")
 app.add_typer(cli_models.app, name="models", help="Reward models and policies: train, gate, list.")
-console = Console()
+console = Console(soft_wrap=True)  # one message, one line: logs and grep read it whole
 
 
 @app.callback()

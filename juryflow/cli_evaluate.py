@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 app = typer.Typer(help="Evaluate routing cost against quality on a labeled file.")
-console = Console()
+console = Console(soft_wrap=True)  # one message, one line: logs and grep read it whole
 
 
 @app.command("evaluate")

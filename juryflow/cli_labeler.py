@@ -18,7 +18,7 @@ from rich.console import Console
 from labeling.schemas import Choice, LabelSource, Sample, unit_hash
 
 app = typer.Typer(help="Fit and inspect the AI labeler.", no_args_is_help=True)
-console = Console()
+console = Console(soft_wrap=True)  # one message, one line: logs and grep read it whole
 
 # Only labels a person gave train the labeler; judge-accepted labels would teach it its own mistakes.
 HUMAN_SOURCES = {LabelSource.human, LabelSource.human_over_judge}

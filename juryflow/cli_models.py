@@ -15,7 +15,11 @@ from rich.console import Console
 from rich.table import Table
 
 app = typer.Typer(help="Reward models and policies: train, gate, list.", no_args_is_help=True)
-console = Console()
+
+
+def console() -> Console:
+    """Made per command: rich reads the terminal width (COLUMNS) once, when a Console is built."""
+    return Console(soft_wrap=True)
 
 
 def _headline(metrics: dict) -> str:
@@ -41,18 +45,19 @@ def list_models(
     registry = Registry.from_settings(load_settings())
     records = registry.list(kind)  # type: ignore[arg-type]
     if as_json:
-        console.print_json(json.dumps([r.model_dump(mode="json") for r in records]))
+        console().print_json(json.dumps([r.model_dump(mode="json") for r in records]))
         return
     table = Table(title=f"model registry: {registry.root}")
     for col in ("kind", "version", "status", "snapshot", "parent", "held-out", "git", "created"):
-        table.add_column(col)
+        # The version is what the next command is typed with: never cut it, whatever the width.
+        table.add_column(col, no_wrap=col == "version", min_width=30 if col == "version" else None)
     colors = {"promoted": "green", "rejected": "red", "candidate": "yellow"}
     for r in records:
         table.add_row(r.kind, r.version, f"[{colors[r.status]}]{r.status}[/]", (r.snapshot_id or "-")[:12],
                       str(r.parent_model or "-")[-30:], _headline(r.metrics), r.git_commit[:8], r.created_at[:19])
-    console.print(table)
+    console().print(table)
     if not records:
-        console.print("no models yet: `juryflow models train-reward <snapshot_id>` trains the first one")
+        console().print("no models yet: `juryflow models train-reward <snapshot_id>` trains the first one")
 
 
 @app.command("train-reward")
@@ -67,8 +72,8 @@ def train_reward(
 
     check_recipe(recipe, "reward_model")  # a recipe mistake is one line, before the flow starts
     result = train_reward_model(snapshot_id, recipe)
-    console.print_json(json.dumps(result))
-    console.print(training_line("train-reward-model", result), soft_wrap=True)
+    console().print_json(json.dumps(result))
+    console().print(training_line("train-reward-model", result), soft_wrap=True)
 
 
 @app.command()
@@ -86,8 +91,8 @@ def finetune(
         raise typer.BadParameter(f"--algorithm {algorithm!r}: use ppo, dpo, rloo or grpo")
     check_recipe(recipe or f"recipes/{algorithm}.yaml", algorithm)  # one line, before the flow starts
     result = finetune_policy(reward_model_version, algorithm, recipe)
-    console.print_json(json.dumps(result))
-    console.print(training_line("finetune-policy", result), soft_wrap=True)
+    console().print_json(json.dumps(result))
+    console().print(training_line("finetune-policy", result), soft_wrap=True)
 
 
 if __name__ == "__main__":

@@ -64,29 +64,18 @@ def build_routing_report(samples: list[Sample], p_a: list[float], options: dict[
     from labeling.settings import load_settings
 
     routing = load_settings().routing
-    settings = {
-        **options,
-        "alpha": routing.alpha if options.get("alpha") is None else options["alpha"],
-        "delta": routing.delta if options.get("delta") is None else options["delta"],
-        "min_calibration_size": routing.min_calibration_size,
-        "calibration_method": routing.calibration_method,
-    }
-    out_dir = Path(out)
-    scores = np.asarray(p_a, dtype=float)
+    alpha = routing.alpha if options.get("alpha") is None else options["alpha"]
+    delta = routing.delta if options.get("delta") is None else options["delta"]
+    out_dir, scores = Path(out), np.asarray(p_a, dtype=float)
     report = build_report(
-        samples,
-        scores,
-        alpha=settings["alpha"],
-        delta=settings["delta"],
-        n_splits=settings["splits"],
-        calibration_share=settings["calibration_share"],
-        min_calibration_size=settings["min_calibration_size"],
-        method=settings["calibration_method"],
-        out_dir=out_dir,
-    )
-    report.update({k: settings[k] for k in ("data", "folds", "labeler", "calibration_method", "skipped_rows")})
+        samples, scores, alpha=alpha, delta=delta, n_splits=options["splits"],
+        calibration_share=options["calibration_share"], min_calibration_size=routing.min_calibration_size,
+        method=routing.calibration_method, out_dir=out_dir,
+    )  # fmt: skip
+    report.update({k: options[k] for k in ("data", "folds", "labeler", "skipped_rows")})
+    report["calibration_method"] = routing.calibration_method
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
-    write_out_of_fold(out_dir / "out_of_fold.jsonl", samples, scores, settings["labeler"])
+    write_out_of_fold(out_dir / "out_of_fold.jsonl", samples, scores, options["labeler"])
     return report
 
 
