@@ -75,3 +75,20 @@ def make_samples(n: int, prefix: str = "s", chat_every: int = 0) -> list[Sample]
             )
         )
     return out
+
+
+def results_of_processes(target, store_url: str, n: int, timeout_s: float = 120) -> list:
+    """Run ``target(store_url, barrier, out)`` in n forked processes released together by the barrier;
+    return what each put on ``out`` (in arrival order), after checking that every one exited 0."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    barrier, out = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(store_url, barrier, out)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=timeout_s) for _ in procs]
+    for p in procs:
+        p.join(timeout=timeout_s)
+        assert p.exitcode == 0
+    return results

@@ -5,7 +5,6 @@ On SQLite, and on PostgreSQL when JURYFLOW_TEST_PG_URL is set (see tests/labelin
 
 from __future__ import annotations
 
-import multiprocessing
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from sqlalchemy import MetaData, Table, create_engine, insert, inspect, select, 
 from labeling.schemas import Sample, SampleState
 from labeling.store import Store, md, migrate
 from labeling.store.migrate import MIGRATIONS_DIR, VERSION_TABLE, current_revision, head_revision
-from tests.labeling.conftest import DATA
+from tests.labeling.conftest import DATA, results_of_processes
 
 LEGACY_DDL = DATA / "store_schema_v0"  # the schema create_all made before migrations existed
 STAMP = datetime(2026, 11, 30, 12, 0, 0)
@@ -188,16 +187,8 @@ def _open(url: str, barrier: Any, out: Any) -> None:
 
 
 def test_several_workers_opening_a_new_database_at_once(store_url: str) -> None:
-    ctx = multiprocessing.get_context("fork")
     n = 4
-    barrier, out = ctx.Barrier(n), ctx.Queue()
-    procs = [ctx.Process(target=_open, args=(store_url, barrier, out)) for _ in range(n)]
-    for p in procs:
-        p.start()
-    results = [out.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(timeout=120)
-        assert p.exitcode == 0
+    results = results_of_processes(_open, store_url, n)
     assert results == [{}] * n
     engine = create_engine(store_url)
     with engine.connect() as conn:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from typing import Any
 
@@ -24,7 +23,7 @@ from labeling.schemas import (
 )
 from labeling.settings import Settings
 from labeling.store import ALLOWED_TRANSITIONS, HumanTask, InvalidTransition, Store, UnknownSampleError
-from tests.labeling.conftest import make_samples
+from tests.labeling.conftest import make_samples, results_of_processes
 
 
 def ai(sample_id: str, p_a: float = 0.9, version: str = "v1") -> AILabel:
@@ -326,15 +325,7 @@ def _write_batch(url: str, barrier: Any, out: Any) -> None:
 
 def test_two_processes_writing_the_same_batch(store_url: str) -> None:
     Store(store_url).close()  # create tables once, as a deployed store would have them
-    ctx = multiprocessing.get_context("fork")
-    barrier, out = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_write_batch, args=(store_url, barrier, out)) for _ in range(2)]
-    for p in procs:
-        p.start()
-    results = [out.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(timeout=120)
-        assert p.exitcode == 0
+    results = results_of_processes(_write_batch, store_url, 2)
     assert sorted(results[0] + results[1]) == sorted(s.sample_id for s in make_samples(300, prefix="mp"))
     st = Store(store_url)
     tables = dump_tables(st)
