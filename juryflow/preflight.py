@@ -8,17 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from labeling.errors import UserError
+from labeling.ingest.into_store import check_input_path  # noqa: F401 - re-exported for the CLI and flows
 from labeling.settings import Settings, config_path
-
-
-def check_input_path(path: str | Path | None) -> None:
-    if path is None:
-        return
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"input file {str(p)!r} does not exist: pass a JSONL (.jsonl, .jsonl.gz), Parquet or datasets directory")
-    if p.is_dir() and not any(p.iterdir()):
-        raise UserError(f"input directory {str(p)!r} is empty: pass a `datasets` directory saved with save_to_disk")
 
 
 def check_labelstudio_configured(cfg: Settings) -> None:

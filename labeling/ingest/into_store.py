@@ -18,6 +18,18 @@ if TYPE_CHECKING:
     from labeling.store import Store
 
 
+def check_input_path(path: str | Path | None) -> None:
+    """Refuse, as a user error, an input that cannot be read: checked by the CLI before a flow starts,
+    and again here for runs that start elsewhere (a deployment's parameters)."""
+    if path is None:
+        return
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"input file {str(p)!r} does not exist: pass a JSONL (.jsonl, .jsonl.gz), Parquet or datasets directory")
+    if p.is_dir() and not any(p.iterdir()):
+        raise UserError(f"input directory {str(p)!r} is empty: pass a `datasets` directory saved with save_to_disk")
+
+
 def ingest_file(
     store: Store,
     path: str | Path,
@@ -30,9 +42,8 @@ def ingest_file(
     across chunks, so re-ingesting the same file inserts nothing. ``on_quarantine`` sees each
     rejected row (the task logs the first few). Returns read / inserted / unchanged / quarantined.
     """
+    check_input_path(path)
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"input_path {str(path)!r} does not exist: pass a JSONL, Parquet or datasets directory")
     totals: Counter[str] = Counter(read=0, inserted=0, unchanged=0, quarantined=0)
     records = load_records(path)
     while chunk := list(islice(records, ingest_settings.batch_size)):
