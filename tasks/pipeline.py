@@ -10,6 +10,8 @@ store's own states are the truth for every worker and process.
 
 from __future__ import annotations
 
+from itertools import count
+
 from prefect import get_run_logger, task
 
 from labeling.cascade import JudgeStageCounts, LabelerStageCounts, judge_and_route, label_and_route
@@ -27,11 +29,10 @@ RETRY = {"retries": 3, "retry_delay_seconds": [2, 8, 30], "retry_condition_fn": 
 def ingest_input(input_path: str) -> dict:
     """Load, validate and store a file; rejected rows go to quarantine, the rest carry on."""
     cfg = resources.settings()
-    logged: list[str] = []
+    seen = count()
 
     def log_first(record) -> None:  # the first 20 are enough to see what is wrong with a file
-        if len(logged) < 20:
-            logged.append(record.message)
+        if next(seen) < 20:
             get_run_logger().warning("quarantined: %s", record.message)
 
     return ingest_file(resources.store(cfg), input_path, cfg.ingest, on_quarantine=log_first)
