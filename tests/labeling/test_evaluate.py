@@ -41,6 +41,16 @@ def synthetic_scores(n: int, seed: int) -> tuple[list[str], np.ndarray, np.ndarr
     return [f"s{i}" for i in range(n)], p_a, prefers_a
 
 
+def synthetic_report_inputs(n: int, seed: int):
+    """Samples whose reference labels match synthetic_scores, and those scores."""
+    from labeling.schemas import Sample
+
+    ids, p_a, prefers_a = synthetic_scores(n, seed)
+    samples = [Sample(sample_id=i, prompt="p", response_a="a", response_b="b", reference_label="A" if a else "B")
+               for i, a in zip(ids, prefers_a, strict=True)]
+    return samples, p_a
+
+
 def test_replay_uses_routing_thresholds() -> None:
     labels = as_labels(["a", "b", "c"], np.array([0.95, 0.3, 0.6]))  # confidences 0.95, 0.7, 0.6
     assert auto_accepted(labels, 0.7).tolist() == [True, True, False]
@@ -89,13 +99,8 @@ def test_population_check_counts_violations_in_the_population_not_a_test_split()
 
 def test_report_judges_validity_on_the_population_and_its_sweep_agrees_with_the_check(tmp_path) -> None:
     from labeling.evaluate import build_report
-    from labeling.schemas import Sample
 
-    ids, p_a, prefers_a = synthetic_scores(400, 2)
-    samples = [
-        Sample(sample_id=i, prompt="p", response_a="a", response_b="b", reference_label="A" if a else "B")
-        for i, a in zip(ids, prefers_a, strict=True)
-    ]
+    samples, p_a = synthetic_report_inputs(400, 2)
     report = build_report(samples, p_a, alpha=0.2, delta=0.1, n_splits=10, calibration_share=0.5,
                           min_calibration_size=100, method="isotonic", out_dir=tmp_path)  # fmt: skip
     pop = report["population_check"]
@@ -265,14 +270,9 @@ def test_report_is_published_inside_a_flow(tmp_path, prefect_harness) -> None:
     from prefect import flow
 
     from labeling.evaluate import build_report
-    from labeling.schemas import Sample
     from tasks.evaluation import publish_report_artifacts
 
-    ids, p_a, prefers_a = synthetic_scores(400, 2)
-    samples = [
-        Sample(sample_id=i, prompt="q", response_a="a", response_b="b", reference_label="A" if y else "B")
-        for i, y in zip(ids, prefers_a, strict=True)
-    ]
+    samples, p_a = synthetic_report_inputs(400, 2)
     report = build_report(samples, p_a, alpha=0.28, delta=0.1, n_splits=20, calibration_share=0.5,
                           min_calibration_size=100, method="temperature", out_dir=tmp_path)  # fmt: skip
 
