@@ -229,8 +229,10 @@ class LabelStudioServer:
         client = LabelStudioClient(self.url, self.token)
         if not any(u.email == email for u in client.call("listing users", lambda: list(client.sdk.users.list()))):
             client.call(f"creating user {email}", client.sdk.users.create, username=email.split("@")[0], email=email)
-        cmd = [str(self.venv / "bin" / "label-studio"), "reset_password", "--username", email,
-               "--password", password, "--data-dir", str(self.root / "data")]
+        # `--password=...` in one word: a generated password can start with "-", which argparse
+        # would take for an option (exit 2) if it stood on its own.
+        cmd = [str(self.venv / "bin" / "label-studio"), "reset_password", f"--username={email}",
+               f"--password={password}", "--data-dir", str(self.root / "data")]
         done = subprocess.run(cmd, env=self._environment(), cwd=self.root, capture_output=True, text=True,
                               stdin=subprocess.DEVNULL)
         if done.returncode != 0 or "not found" in done.stdout:

@@ -42,3 +42,10 @@ def test_up_status_down_keeps_settings_and_secrets_private(juryflow_env, ls_temp
         down = runner.invoke(app, ["down"])
     assert "stopped" in down.output
     assert runner.invoke(app, ["status"]).exit_code == 1
+
+
+@pytest.mark.integration
+@pytest.mark.requires_labelstudio
+def test_a_password_that_starts_with_a_dash_is_set(ls_server) -> None:
+    # token_urlsafe can start with "-"; as a separate argv word argparse took it for an option (exit 2).
+    assert ls_server.add_annotator("dash@juryflow.local", password="-starts-with-a-dash") == "-starts-with-a-dash"
