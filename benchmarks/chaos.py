@@ -19,7 +19,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,11 +26,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script: the repo's packages and tests' fixtures
 
+from benchmarks._procs import start_labelstudio, start_prefect_server, stop_group  # noqa: E402
 from labeling.export import load_snapshot  # noqa: E402
 from labeling.ingest import load_records, parse_records  # noqa: E402
 from labeling.labelstudio.client import LabelStudioClient, choice_result  # noqa: E402
@@ -42,59 +40,6 @@ from labeling.store import Store  # noqa: E402
 from labeling.synthetic import generate, write_jsonl  # noqa: E402
 
 STAGES = {"label": ["-m", "flows.label_batch"], "harvest": ["-m", "flows.harvest_reviews"]}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 20.0) -> None:
-    try:
-        os.killpg(proc.pid, sig)
-        proc.wait(timeout=timeout_s)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-def start_prefect_server(home: Path, timeout_s: float = 180.0) -> tuple[subprocess.Popen, str]:
-    """One shared Prefect API for every run, so a restart does not pay the ephemeral start-up."""
-    port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_UI_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
-    log = open(home / "server.log", "w")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
-                             "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"prefect server exited with {proc.returncode}; see {home / 'server.log'}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    stop_group(proc)
-    raise RuntimeError(f"prefect server did not answer {url}/health within {timeout_s:.0f} s; see {home}")
-
-
-def start_labelstudio(root: Path):
-    """A Label Studio server from a copy of the migrated template data dir (built once per machine)."""
-    from labeling.labelstudio.server import LabelStudioServer, default_venv
-    from tests.labeling.labelstudio.conftest import build_template
-
-    venv = default_venv()
-    template = build_template(venv)
-    shutil.copytree(template / "labelstudio", root / "labelstudio")
-    return LabelStudioServer(root, port=free_port(), venv=venv).start(timeout_s=180)
 
 
 def annotator_id(admin: LabelStudioClient, email: str = "chaos-annotator@juryflow.local") -> int:
@@ -119,10 +64,11 @@ class Campaign:
     admin: LabelStudioClient
     annotator: int
     inputs: list[Path] = field(default_factory=list)
+    url: str | None = None  # the store's SQLAlchemy URL; None = SQLite in the data dir
 
     @property
     def store_url(self) -> str:
-        return f"sqlite:///{self.root / 'data' / 'juryflow.db'}"
+        return self.url or f"sqlite:///{self.root / 'data' / 'juryflow.db'}"
 
     def project_ids(self) -> list[int]:
         title = f"juryflow / {self.name}"
