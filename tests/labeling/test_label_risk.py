@@ -1,0 +1,117 @@
+"""labeling/label_risk.py: p_wrong per label from the judge's accepted audits and the annotators' overlap."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from labeling.label_risk import (
+    AnnotatorRisk,
+    LabelRisk,
+    annotator_risk,
+    estimate_label_risk,
+    fit_judge_risk,
+    jeffreys_rate,
+)
+from labeling.schemas import AILabel, FinalLabel, HumanLabel, JudgeVerdict, LabelSource, Route, RouteReason
+from labeling.store import Store
+from tests.labeling.conftest import make_samples
+
+
+def test_judge_risk_bins_by_confidence_and_never_rises_with_it() -> None:
+    # 60 audits at 0.7 with 12 errors, 60 at 0.9 with 3: two bins, Jeffreys means.
+    conf = [0.7] * 60 + [0.9] * 60
+    wrong = [True] * 12 + [False] * 48 + [True] * 3 + [False] * 57
+    curve = fit_judge_risk(conf, wrong, min_bin=30)
+    assert curve is not None and curve.lower_edges == [0.7, 0.9] and curve.n == [60, 60]
+    assert curve.p_wrong == [pytest.approx(12.5 / 61), pytest.approx(3.5 / 61)]
+    assert curve.at(0.95) == curve.p_wrong[1] and curve.at(0.75) == curve.p_wrong[0]
+    assert curve.at(0.5) == curve.p_wrong[0]  # below every edge: the least confident bin
+    # The more confident half is worse here: the two bins pool into one, 15 errors in 120.
+    inverted = fit_judge_risk(conf, [False] * 60 + [True] * 15 + [False] * 45, min_bin=30)
+    assert inverted is not None and inverted.n == [120] and inverted.p_wrong == [pytest.approx(15.5 / 121)]
+    assert fit_judge_risk([], []) is None
+    with pytest.raises(ValueError, match="one per audit"):
+        fit_judge_risk([0.9], [True, False])
+
+
+def test_annotator_error_from_pairwise_disagreement() -> None:
+    units = [["A", "A", "A"]] * 10 + [["A", "B"]] * 2 + [["B"], ["A", "tie"]]  # singles and ties carry no pair
+    risk = annotator_risk(units)
+    assert risk is not None and (risk.n_units, risk.n_pairs, risk.disagreements) == (12, 32, 2)
+    d = 2.5 / 33
+    assert risk.error_rate == pytest.approx((1 - math.sqrt(1 - 2 * d)) / 2)
+    assert 2 * risk.error_rate * (1 - risk.error_rate) == pytest.approx(d)
+    assert annotator_risk([["A"], ["B", "tie"]]) is None
+
+
+def test_majorities_are_safer_than_one_annotator() -> None:
+    risk = AnnotatorRisk(n_units=1, n_pairs=1, disagreements=0, error_rate=0.1)
+    assert risk.majority_p_wrong(1, 1) == pytest.approx(0.1)
+    assert risk.majority_p_wrong(3, 2) == pytest.approx(0.1)  # one vote cancels another
+    assert risk.majority_p_wrong(3, 3) == pytest.approx(0.001 / (0.001 + 0.729))
+    assert risk.majority_p_wrong(2, 1) == 0.5
+
+
+def test_p_wrong_per_source_and_null_without_evidence() -> None:
+    curve = fit_judge_risk([0.8] * 40, [True] * 4 + [False] * 36)
+    risk = LabelRisk(judge=curve, annotator=AnnotatorRisk(n_units=5, n_pairs=5, disagreements=1, error_rate=0.2))
+    judge = FinalLabel(sample_id="j", preferred="A", source=LabelSource.judge, confidence=0.85)
+    single = FinalLabel(sample_id="h", preferred="B", source=LabelSource.human, confidence=1.0, n_annotators=1)
+    three = FinalLabel(
+        sample_id="m", preferred="A", source=LabelSource.human_over_judge, confidence=1.0, n_annotators=3
+    )
+    assert risk.p_wrong(judge) == round(4.5 / 41, 6)
+    assert risk.p_wrong(single) == pytest.approx(0.2)
+    assert risk.p_wrong(three) == pytest.approx(0.008 / (0.008 + 0.512), abs=1e-6)
+    assert LabelRisk().p_wrong(judge) is None and LabelRisk().p_wrong(single) is None
+    assert LabelRisk(judge_bound=0.28).p_wrong(judge) == 0.28
+    card = risk.card_section()
+    assert "| judge confidence >= 0.800 | 40 | 4 |" in card and "eps = 0.2000" in card
+    assert "p_wrong = null" in LabelRisk().card_section()
+
+
+def test_estimate_from_the_store_uses_accepted_audits_and_overlap(tmp_path: Path) -> None:
+    st = Store(f"sqlite:///{tmp_path / 'juryflow.db'}")
+    samples = make_samples(8)
+    st.add_samples(samples, "fixture")
+    ids = [s.sample_id for s in samples]
+    st.record_ai_labels([AILabel(sample_id=i, p_a=0.9, labeler_name="l", labeler_version="l1") for i in ids])
+    high = [RouteReason.high_confidence]
+    st.record_routes([Route(sample_id=i, to_judge=True, to_human=False, reasons=high) for i in ids], "labeler")
+    accepted = [RouteReason.high_confidence, RouteReason.audit, RouteReason.judge_agrees]
+    st.record_routes(
+        [Route(sample_id=ids[6], to_judge=True, to_human=False, accept_judge=True, reasons=high)], "judge"
+    )
+    # ids 0-3: audits routing would have accepted; id 4: an audit the judge disagreed on (not accepted).
+    st.record_routes([Route(sample_id=i, to_judge=True, to_human=True, reasons=accepted) for i in ids[:4]], "judge")
+    st.record_routes(
+        [Route(sample_id=ids[4], to_judge=True, to_human=True, reasons=[RouteReason.audit, RouteReason.judge_disagrees])],
+        "judge",
+    )
+    st.record_verdicts(
+        [JudgeVerdict(sample_id=i, p_a_original=0.9, p_a_swapped=0.9, model="m", version="j1") for i in ids[:5]]
+    )
+    humans = ["A", "A", "A", "B", "B"]  # the judge said A everywhere: one accepted audit was wrong
+    votes = {ids[0]: ["A", "A"], ids[1]: ["A", "B", "A"]}
+    st.record_human_labels(
+        [
+            HumanLabel(sample_id=sid, annotation_id=f"{sid}-{n}", annotator=f"u{n}", choice=choice)
+            for sid, choices in votes.items()
+            for n, choice in enumerate(choices)
+        ]
+    )
+    st.record_final_labels(
+        [FinalLabel(sample_id=i, preferred=h, source=LabelSource.human, n_annotators=1) for i, h in zip(ids, humans)]
+        + [FinalLabel(sample_id=ids[6], preferred="A", source=LabelSource.judge, confidence=0.9)]
+    )
+    risk = estimate_label_risk(st)
+    assert risk.judge is not None and risk.judge.n == [4] and risk.judge.errors == [1]
+    assert risk.p_wrong(FinalLabel(sample_id=ids[6], preferred="A", source=LabelSource.judge, confidence=0.9)) == (
+        round(jeffreys_rate(1, 4), 6)
+    )
+    assert risk.annotator is not None and (risk.annotator.n_pairs, risk.annotator.disagreements) == (4, 2)
+    assert risk.judge_bound is None  # no guaranteed judge threshold recorded
+    st.close()
