@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
@@ -113,6 +113,36 @@ class TrainingSettings(_Section):
     gate_margin: float = Field(0.01, ge=0.0, le=1.0, description="accuracy a new reward model must add over the labeler")
 
 
+class TaskRunnerSettings(_Section):
+    """Where label_batch's chunk tasks run (tasks/runners.py builds the Prefect task runner)."""
+
+    # serial: one chunk at a time in the flow's process (SQLite has one writer anyway);
+    # threads/dask/ray: `workers` chunks at once, which needs a PostgreSQL store_url to pay off.
+    kind: Literal["serial", "threads", "dask", "ray"] = "serial"
+    workers: int = Field(2, ge=1, le=1024, description="threads, or worker processes of a local Dask/Ray cluster")
+    address: str | None = Field(
+        None, description="a running cluster: Dask scheduler tcp://host:8786 or Ray ray://host:10001; unset = start one"
+    )
+    cluster_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="extra keyword arguments for the local cluster: distributed.LocalCluster (dask) or ray.init (ray)",
+    )
+
+    @model_validator(mode="after")
+    def _cluster_needs(self) -> TaskRunnerSettings:
+        if self.kind in ("serial", "threads") and (self.address or self.cluster_options):
+            raise ValueError(
+                f"task_runner.address/cluster_options are set but task_runner.kind is {self.kind!r}: "
+                "set kind to dask or ray, or remove them"
+            )
+        if self.address and self.cluster_options:
+            raise ValueError(
+                f"task_runner.address ({self.address}) and cluster_options both set: options only apply to a "
+                "cluster juryflow starts; configure a running cluster where it runs, or unset address"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="JURYFLOW__",
@@ -130,6 +160,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     labelstudio: LabelStudioSettings = LabelStudioSettings()
     training: TrainingSettings = TrainingSettings()
+    task_runner: TaskRunnerSettings = TaskRunnerSettings()
 
     @classmethod
     def settings_customise_sources(
