@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from labeling.label_risk import LabelRisk, estimate_label_risk
 from labeling.schemas import content_hash
 from labeling.store import Store
 
@@ -34,6 +35,7 @@ COLUMNS = {
     "judge_version": ("string", "constitutional judge whose verdict was used or overridden"),
     "confidence": ("float64", "confidence of the deciding label (null when unknown)"),
     "n_annotators": ("int64", "human annotations counted"),
+    "p_wrong": ("float64", "estimated probability the label is wrong (null: no evidence yet); see 'Label risk'"),
 }
 
 
@@ -47,8 +49,9 @@ class Snapshot(BaseModel):
     created_at: str  # ISO 8601, UTC
 
 
-def snapshot_rows(store: Store) -> list[dict[str, Any]]:
+def snapshot_rows(store: Store, risk: LabelRisk | None = None) -> list[dict[str, Any]]:
     """One row per labeled sample, sorted by sample_id. Human ties have no preference and are left out."""
+    risk = risk if risk is not None else estimate_label_risk(store)
     rows = []
     for sample, label in store.iter_labeled():
         if label.preferred == "tie":
@@ -65,6 +68,7 @@ def snapshot_rows(store: Store) -> list[dict[str, Any]]:
                 "judge_version": label.judge_version,
                 "confidence": label.confidence,
                 "n_annotators": label.n_annotators,
+                "p_wrong": risk.p_wrong(label),
             }
         )
     return rows
@@ -75,7 +79,8 @@ def export_snapshot(store: Store, out_root: Path, routing: dict[str, Any]) -> Sn
     import datasets
 
     started = datetime.now(UTC)  # labels written after this moment count towards the next snapshot
-    rows = snapshot_rows(store)
+    risk = estimate_label_risk(store)
+    rows = snapshot_rows(store, risk)
     snapshot_id = content_hash(rows)
     out_root = Path(out_root)
     final = out_root / snapshot_id
@@ -106,7 +111,7 @@ def export_snapshot(store: Store, out_root: Path, routing: dict[str, Any]) -> Sn
         dataset = datasets.Dataset.from_dict({c: [r[c] for r in rows] for c in COLUMNS}, features=features)
         dataset.save_to_disk(str(staging / "dataset"))
         dataset.to_parquet(str(staging / "data.parquet"))
-        (staging / "README.md").write_text(dataset_card(snapshot, routing), encoding="utf-8")
+        (staging / "README.md").write_text(dataset_card(snapshot, routing, risk), encoding="utf-8")
         meta = {**snapshot.model_dump(mode="json", exclude={"path"}), "routing": routing, "columns": list(COLUMNS)}
         (staging / "snapshot.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
         try:
@@ -155,7 +160,7 @@ def load_snapshot(path: str | Path) -> datasets.Dataset:
     return datasets.load_from_disk(str(dataset_dir))
 
 
-def dataset_card(snapshot: Snapshot, routing: dict[str, Any]) -> str:
+def dataset_card(snapshot: Snapshot, routing: dict[str, Any], risk: LabelRisk | None = None) -> str:
     counts = "\n".join(f"| {source} | {n} |" for source, n in snapshot.counts_by_source.items()) or "| (none) | 0 |"
     thresholds = "\n".join(f"| {name} | {value} |" for name, value in sorted(routing.items())) or "| (none) | |"
     columns = "\n".join(f"| {name} | {kind} | {text} |" for name, (kind, text) in COLUMNS.items())
@@ -193,6 +198,7 @@ format (`prompt`, `chosen`, `rejected`).
 |---|---|---|
 {columns}
 
+{(risk or LabelRisk()).card_section()}
 ## Loading
 
 ```python

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from labeling.export import export_snapshot, load_snapshot
 from labeling.label_risk import (
     AnnotatorRisk,
     LabelRisk,
@@ -73,7 +74,8 @@ def test_p_wrong_per_source_and_null_without_evidence() -> None:
     assert "p_wrong = null" in LabelRisk().card_section()
 
 
-def test_estimate_from_the_store_uses_accepted_audits_and_overlap(tmp_path: Path) -> None:
+def audited_store(tmp_path: Path) -> tuple[Store, list[str]]:
+    """Four accepted audits (one wrong), one rejected audit, two overlap tasks and one judge label."""
     st = Store(f"sqlite:///{tmp_path / 'juryflow.db'}")
     samples = make_samples(8)
     st.add_samples(samples, "fixture")
@@ -107,6 +109,11 @@ def test_estimate_from_the_store_uses_accepted_audits_and_overlap(tmp_path: Path
         [FinalLabel(sample_id=i, preferred=h, source=LabelSource.human, n_annotators=1) for i, h in zip(ids, humans)]
         + [FinalLabel(sample_id=ids[6], preferred="A", source=LabelSource.judge, confidence=0.9)]
     )
+    return st, ids
+
+
+def test_estimate_from_the_store_uses_accepted_audits_and_overlap(tmp_path: Path) -> None:
+    st, ids = audited_store(tmp_path)
     risk = estimate_label_risk(st)
     assert risk.judge is not None and risk.judge.n == [4] and risk.judge.errors == [1]
     assert risk.p_wrong(FinalLabel(sample_id=ids[6], preferred="A", source=LabelSource.judge, confidence=0.9)) == (
@@ -114,4 +121,16 @@ def test_estimate_from_the_store_uses_accepted_audits_and_overlap(tmp_path: Path
     )
     assert risk.annotator is not None and (risk.annotator.n_pairs, risk.annotator.disagreements) == (4, 2)
     assert risk.judge_bound is None  # no guaranteed judge threshold recorded
+    st.close()
+
+
+def test_export_writes_p_wrong_and_the_card_states_the_estimates(tmp_path: Path) -> None:
+    st, ids = audited_store(tmp_path)
+    snap = export_snapshot(st, tmp_path / "snaps", {})
+    rows = {r["sample_id"]: r for r in load_snapshot(snap.path)}
+    assert rows[ids[6]]["p_wrong"] == round(jeffreys_rate(1, 4), 6)
+    # 2 of 4 annotator pairs disagree: D = 2.5 / 5 = 1/2, annotators no better than chance.
+    assert rows[ids[0]]["p_wrong"] == 0.5
+    card = (snap.path / "README.md").read_text(encoding="utf-8")
+    assert "## Label risk (`p_wrong`)" in card and "| judge confidence >= 0.900 | 4 | 1 |" in card
     st.close()
