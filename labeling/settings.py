@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -65,14 +65,39 @@ class JudgeSettings(_Section):
     principle_sample_k: int | None = Field(None, ge=1, description="judge against k random principles per sample")
     batch_size: int = Field(16, ge=1, le=4096)
     device: str = "auto"
-    # OpenAI-compatible server (e.g. `vllm serve`).
-    base_url: str | None = None
+    # OpenAI-compatible server (e.g. `vllm serve`), or several replicas of one model.
+    base_url: str | tuple[str, ...] | None = Field(
+        None, description="server URL, or a list (YAML list, JSON list or comma-separated) of replica URLs"
+    )
     api_key: SecretStr | None = None
-    max_concurrency: int = Field(8, ge=1, le=512)
+    max_concurrency: int = Field(8, ge=1, le=512, description="requests in flight per server")
     timeout_s: float = Field(60.0, gt=0)
     # In-process vLLM.
     tensor_parallel_size: int = Field(1, ge=1)
     gpu_memory_utilization: float = Field(0.85, gt=0.0, le=1.0)
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _one_or_several_urls(cls, value: object) -> object:
+        # One URL stays a string; several become a tuple (hashable: the judge cache keys on it).
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, (list, tuple)):
+            return value
+        urls = [str(url).strip() for url in value if str(url).strip()]
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"judge.base_url entry {url!r} is not an http(s) URL: e.g. http://127.0.0.1:8000/v1")
+        if len(set(urls)) != len(urls):
+            raise ValueError(f"judge.base_url lists a server twice ({', '.join(urls)}): list each replica once")
+        return None if not urls else urls[0] if len(urls) == 1 else tuple(urls)
+
+    @property
+    def base_urls(self) -> tuple[str, ...]:
+        """The judge servers, one or several (empty when unset)."""
+        if self.base_url is None:
+            return ()
+        return (self.base_url,) if isinstance(self.base_url, str) else self.base_url
 
     @model_validator(mode="after")
     def _backend_needs(self) -> JudgeSettings:

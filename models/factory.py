@@ -94,7 +94,7 @@ def build_judge_engine(settings: Settings) -> JudgeEngine:
                 "serves (the `--served-model-name` or model path given to `vllm serve`)"
             )
         return OpenAIEngine(
-            base_url=cfg.base_url,  # settings validation guarantees it is set for openai
+            base_url=cfg.base_urls,  # one or several replicas; settings validation guarantees one for openai
             model=cfg.model_path,
             api_key=cfg.api_key,
             max_concurrency=cfg.max_concurrency,
