@@ -8,6 +8,7 @@ labels by ``labeling.merge.resolve_human_labels``, the same rule ``juryflow huma
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,7 +21,11 @@ from labeling.merge import HumanResolution, resolve_human_reviews
 from labeling.records import ReviewOverlap, read_review_overlaps, write_review_overlap
 from labeling.schemas import FinalLabel, HumanLabel, QuarantineRecord
 from labeling.store import HumanTask, Store
+from labeling.store import labelstudio as ls_store
+from labeling.store.labelstudio import HarvestedAnnotation
 
+# The task and annotation fields a harvest (and reconcile) reads; `include` also selects nested annotation fields.
+ANNOTATED_TASK_FIELDS = "id,updated_at,annotations,result,completed_by,was_cancelled"
 # Re-read a few seconds before the watermark: a task saved while we listed may carry a slightly older
 # updated_at. Label writes are idempotent, so reading a task twice is harmless.
 WATERMARK_OVERLAP = timedelta(seconds=5)
@@ -34,6 +39,13 @@ def annotation_key(project_id: int, annotation_id: int) -> str:
     return f"ls:{project_id}:{annotation_id}"
 
 
+def annotation_hash(annotation: Mapping[str, Any]) -> str:
+    """What an annotation says (its results, who, skipped or not): reconcile compares it with what we harvested."""
+    said = {"result": annotation.get("result"), "completed_by": annotation.get("completed_by"),
+            "was_cancelled": bool(annotation.get("was_cancelled"))}
+    return hashlib.sha256(json.dumps(said, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
+
+
 @dataclass
 class HarvestBatch:
     labels: list[HumanLabel] = field(default_factory=list)
@@ -41,6 +53,7 @@ class HarvestBatch:
     sample_ids: set[str] = field(default_factory=set)
     newest: str | None = None  # largest task updated_at seen, the next watermark
     n_tasks: int = 0
+    read: list[HarvestedAnnotation] = field(default_factory=list)  # every annotation, as reconcile checks it
 
 
 def parse_annotation(project_id: int, sample_id: str, annotation: Mapping[str, Any]) -> HumanLabel | QuarantineRecord:
@@ -112,6 +125,11 @@ def parse_tasks(project_id: int, tasks: Iterable[Mapping[str, Any]], sample_by_t
         for annotation in annotations:
             parsed = parse_annotation(project_id, sample_id, annotation)
             (batch.labels if isinstance(parsed, HumanLabel) else batch.quarantine).append(parsed)
+            batch.read.append(HarvestedAnnotation(
+                annotation_id=annotation_key(project_id, int(annotation["id"])), project_id=project_id,
+                task_id=int(task["id"]), sample_id=sample_id, result_hash=annotation_hash(annotation),
+                ls_updated_at=_as_ls_time(annotation.get("updated_at") or task["updated_at"]),
+                quarantined=not isinstance(parsed, HumanLabel)))
         if annotations:
             batch.sample_ids.add(sample_id)
     return batch
@@ -122,16 +140,19 @@ def fetch_updated_tasks(client: LabelStudioClient, project_id: int, watermark: s
 
     Only the fields the harvest reads are requested: full tasks (data, predictions) cost ~6x more.
     """
-    since = datetime(1970, 1, 1, tzinfo=UTC)
-    if watermark:
-        since = datetime.strptime(watermark, LS_TIME_FORMAT).replace(tzinfo=UTC) - WATERMARK_OVERLAP
+    since = harvest_window_start(watermark)
     flt = {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime",
            "value": since.strftime(LS_TIME_FORMAT)}
-    params = {"project": project_id, "fields": "all",
-              # `include` also selects the nested annotation fields.
-              "include": "id,updated_at,annotations,result,completed_by,was_cancelled",
+    params = {"project": project_id, "fields": "all", "include": ANNOTATED_TASK_FIELDS,
               "query": json.dumps({"filters": {"conjunction": "and", "items": [flt]}})}
     return list(client.list_json(f"listing tasks of project {project_id}", "/api/tasks", params, key="tasks"))
+
+
+def harvest_window_start(watermark: str | None) -> datetime:
+    """Tasks updated after this are read by the next harvest (the watermark less the overlap)."""
+    if not watermark:
+        return datetime(1970, 1, 1, tzinfo=UTC)
+    return datetime.strptime(watermark, LS_TIME_FORMAT).replace(tzinfo=UTC) - WATERMARK_OVERLAP
 
 
 def _as_ls_time(value: Any) -> str:
@@ -186,11 +207,14 @@ def harvest_project(store: Store, client: LabelStudioClient, project_id: int, *,
     """
     mark = watermark_name(project_id)
     listed = fetch_updated_tasks(client, project_id, store.get_watermark(mark))
-    tasks = {s: t for s, t in store.get_human_tasks().items() if t.project_id == project_id}
-    batch = parse_tasks(project_id, listed, {t.task_id: s for s, t in tasks.items()})
+    # Only the listed tasks' records: the project may hold tens of thousands.
+    recorded = ls_store.tasks_by_task_id(store, project_id, [int(t["id"]) for t in listed])
+    tasks = {t.sample_id: t for t in recorded.values()}
+    batch = parse_tasks(project_id, listed, {task_id: t.sample_id for task_id, t in recorded.items()})
     with store.atomic():
         store.record_human_labels(batch.labels)
         store.add_quarantine(batch.quarantine)
+        ls_store.record_harvested(store, batch.read)
     raised = read_review_overlaps(store)
     resolutions = resolve_human_reviews(store, sorted(batch.sample_ids), max_annotators_on_tie,
                                         wanted=lambda sid: annotators_wanted(sid, annotators_per_task, raised))

@@ -6,7 +6,7 @@ tests/labeling/test_migrations.py fails when the migrated schema and this metada
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB
 
 JSON_TYPE = JSON().with_variant(JSONB(), "postgresql")  # JSONB: has equality, for IS DISTINCT FROM
@@ -61,6 +61,29 @@ human_tasks = _table(
     Column("sample_id", String, primary_key=True),
     Column("project_id", BigInteger, nullable=False),
     Column("task_id", BigInteger, nullable=False),
+    Index("ix_human_tasks_project_task", "project_id", "task_id"),  # harvest and reconcile look tasks up by id
+)
+# Samples a Label Studio push is about to import: written before the import, deleted with the task ids it
+# records. A row left over means a push died in between, and only then does the next push ask Label Studio
+# which of these samples it already holds (labeling/labelstudio/push.py).
+push_intents = _table(
+    "push_intents",
+    Column("sample_id", String, primary_key=True),
+    Column("push_id", String, nullable=False),
+    Column("project_id", BigInteger, nullable=False),
+)
+# Every Label Studio annotation a harvest read, with a hash of what it said: reconcile tells a changed or
+# deleted annotation from the one we harvested (labeling/labelstudio/reconcile.py).
+harvested_annotations = _table(
+    "harvested_annotations",
+    Column("annotation_id", String, primary_key=True),  # harvest.annotation_key: ls:<project>:<annotation>
+    Column("project_id", BigInteger, nullable=False),
+    Column("task_id", BigInteger, nullable=False),
+    Column("sample_id", String, nullable=False),
+    Column("result_hash", String, nullable=False),
+    Column("ls_updated_at", String, nullable=False),  # the annotation's updated_at in Label Studio
+    Column("quarantined", Boolean, nullable=False),
+    Index("ix_harvested_annotations_project_task", "project_id", "task_id"),
 )
 human_labels = _table(
     "human_labels",

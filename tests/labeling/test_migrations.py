@@ -137,7 +137,7 @@ def every_row(url: str) -> dict[str, list[tuple[Any, ...]]]:
             for n in names
         }
     engine.dispose()
-    return out
+    return {n: rows for n, rows in out.items() if rows}  # a table a later revision adds starts empty
 
 
 def schema_differences(st: Store) -> list[Any]:
