@@ -116,6 +116,11 @@ class RewardModelLabeler(AILabeler):
         # batch_size counts samples; each has an A and a B text.
         return score_texts(self._model, self._tokenizer, texts, 2 * self.batch_size).tolist()
 
+    def pair_text(self, prompt: str | Sequence[ChatMessage], response: str) -> str:
+        """The text ``label`` scores for one (prompt, response); the reward server scores the same."""
+        self.load()
+        return format_pair_text(self._tokenizer, prompt, response)
+
     def label(self, samples: Sequence[Sample]) -> list[AILabel]:
         self.load()
         texts = []
