@@ -10,12 +10,12 @@ one request:
   overloaded; the request then goes to a server it has not failed on yet, and the failed server
   is marked down;
 - **health**: a down server gets no requests for a cool-down (``cooldown_s``, doubling with each
-  failure in a row up to ``max_cooldown_s``); then one caller runs ``probe(server)`` (a cheap
-  health check) and a server that answers takes requests again. A dead server is never dropped
+  failure in a row up to ``max_cooldown_s``); then the next caller runs ``probe(server)`` (a
+  cheap health check) and a server that answers takes requests again. A dead server is never dropped
   for good: a restarted replica is back after its cool-down.
 
-A request fails only once every server has failed it (or its health check), with one line naming
-each URL. Any other exception (a wrong key, a missing model) is the same on every replica and is
+A request fails once every server has failed it, failed its health check or is cooling down after
+failing another request, with one line naming each URL. Any other exception (a wrong key, a missing model) is the same on every replica and is
 raised at once. A request whose server died before answering is sent again elsewhere; judge
 requests are read-only and greedy, so sending one twice is harmless, and each request returns
 exactly one answer. With a single server there is nowhere to fail over to: its error is raised as
@@ -65,6 +65,7 @@ class Server:
     served: int = 0  # requests answered
     failures: int = 0  # failures in a row: the next cool-down is cooldown_s * 2**(failures-1)
     down_until: float | None = None  # None: healthy
+    down_reason: str = ""
     probing: bool = False
     last_pick: int = 0
 
@@ -152,17 +153,22 @@ class ServerPool:
         while True:
             now = self._clock()
             candidates = [s for s in self.servers if s.url not in failed]
+            cooling = [s for s in candidates if s.down_until is not None and not s.probing]
+            due = [s for s in cooling if s.down_until <= now]
+            if due:  # checked first, even when others are free: a replica that is back takes its share
+                due[0].probing = True
+                return due[0], True
             free = [s for s in candidates if s.down_until is None and s.in_flight < self.per_server]
             if free:
                 server = min(free, key=lambda s: (s.in_flight, s.last_pick))
                 self._picks += 1
                 server.in_flight, server.last_pick = server.in_flight + 1, self._picks
                 return server, False
-            cooling = [s for s in candidates if s.down_until is not None and not s.probing]
-            due = [s for s in cooling if s.down_until <= now]
-            if due:
-                due[0].probing = True
-                return due[0], True
+            if cooling and len(cooling) == len(candidates):
+                # Every server this request may still use is cooling down: fail now with each one's
+                # reason rather than wait out cool-downs (the task's retries come back later).
+                failed.update({s.url: s.down_reason for s in cooling})
+                raise self._all_failed(failed)
             # Woken by a release or a probe's end; or, at the latest, when a cool-down ends.
             self._cond.wait(timeout=min((s.down_until - now for s in cooling), default=None))
 
@@ -180,6 +186,7 @@ class ServerPool:
         if server.down_until is not None and now < server.down_until:
             return  # already down: the other requests that were in flight on it fail too
         server.failures += 1
+        server.down_reason = reason
         wait = min(self._cooldown_s * 2 ** (server.failures - 1), self._max_cooldown_s)
         server.down_until = now + wait
         log.warning(

@@ -1,20 +1,13 @@
-"""OpenAICompatibleJudge against a real HTTP server on 127.0.0.1 (http.server in a thread).
+"""OpenAICompatibleJudge against a real HTTP server on 127.0.0.1 (tests/models/judges/completions_server.py).
 
-The server scores like a judge would: P(slot A) is high when the text in the RESPONSE A block is
-marked ``[good]``, so the swapped-order mapping is checked end to end. The real `vllm serve`
-runs in test_vllm_judge.py.
+The real `vllm serve` runs in test_vllm_judge.py; several servers in test_judge_replicas.py.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from pydantic import SecretStr
@@ -23,88 +16,15 @@ from labeling.constitution import load_constitution
 from labeling.schemas import Sample
 from labeling.settings import DEFAULT_CONSTITUTION
 from models.judges.openai_judge import JudgeServerError, LogprobsUnsupportedError, OpenAICompatibleJudge
+from tests.models.judges.completions_server import ServerScript, completions_server
 
 SECRET = "sk-juryflow-test-DO-NOT-LEAK-4242"
 
 
-@dataclass
-class ServerScript:
-    """What the fake-free test server does; the handler reads it, tests set it."""
-
-    fail_first: int = 0  # answer 503 to this many requests first
-    fail_status: int = 503
-    with_logprobs: bool = True
-    delay_s: float = 0.0
-    retry_after: str | None = None  # the Retry-After header sent with the failures
-    requests: int = 0
-    in_flight: int = 0
-    max_in_flight: int = 0
-    auth_headers: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def _slot_a_is_good(prompt: str) -> bool:
-    block = prompt.split("<<<RESPONSE A", 1)[1].split("RESPONSE A>>>", 1)[0]
-    return "[good]" in block
-
-
-class _Handler(BaseHTTPRequestHandler):
-    script: ServerScript
-
-    def log_message(self, *args: object) -> None:  # keep pytest output clean
-        pass
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        script = self.server.script  # type: ignore[attr-defined]
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        with script.lock:
-            script.requests += 1
-            nth = script.requests
-            script.in_flight += 1
-            script.max_in_flight = max(script.max_in_flight, script.in_flight)
-            script.auth_headers.append(self.headers.get("Authorization", ""))
-        try:
-            time.sleep(script.delay_s)
-            if self.path != "/v1/completions":
-                return self._send(404, {"error": f"no route {self.path}"})
-            if nth <= script.fail_first:
-                # Like servers that quote a rejected key back: the judge must redact it from errors.
-                auth = self.headers.get("Authorization", "")
-                headers = {"Retry-After": script.retry_after} if script.retry_after else {}
-                error = {"error": f"overloaded, try again (request auth: {auth})"}
-                return self._send(script.fail_status, error, headers)
-            if "[too-long]" in body["prompt"]:
-                return self._send(400, {"error": "This model's maximum context length is 1024 tokens"})
-            p = 0.8 if _slot_a_is_good(body["prompt"]) else 0.2
-            top = {" A": math.log(p * 0.9), "A": math.log(p * 0.1), " B": math.log(1 - p), "the": -9.0}
-            logprobs = {"tokens": [" A"], "token_logprobs": [top[" A"]], "top_logprobs": [top], "text_offset": [0]}
-            choice = {"index": 0, "text": " A", "finish_reason": "length"}
-            choice["logprobs"] = logprobs if script.with_logprobs and body.get("logprobs") else None
-            self._send(200, {"id": "cmpl-1", "object": "text_completion", "model": body["model"], "choices": [choice]})
-        finally:
-            with script.lock:
-                script.in_flight -= 1
-
-    def _send(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
 @pytest.fixture
 def server() -> Iterator[tuple[str, ServerScript]]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.script = ServerScript()  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", httpd.script  # type: ignore[attr-defined]
-    httpd.shutdown()
-    httpd.server_close()
+    with completions_server() as (url, script):
+        yield url, script
 
 
 @pytest.fixture(scope="module")
