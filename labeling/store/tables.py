@@ -21,13 +21,14 @@ samples = _table(
     "samples",
     Column("sample_id", String, primary_key=True),
     Column("source", String, nullable=False),
-    Column("state", String, nullable=False, index=True),
+    Column("state", String, nullable=False),
     Column("fingerprint", String, nullable=False),
     Column("prompt", JSON_TYPE, nullable=False),
     Column("response_a", Text, nullable=False),
     Column("response_b", Text, nullable=False),
     Column("reference_label", String),
     Column("meta", JSON_TYPE, nullable=False),
+    Index("ix_samples_state_sample_id", "state", "sample_id"),  # a state's ids in id order: keyset pages
 )
 ai_labels = _table(
     "ai_labels",
