@@ -7,7 +7,6 @@ escalate -> merge -> export, and the training trigger.
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._main import parser_for, run_main
 from flows.summaries import label_batch_line
@@ -16,12 +15,13 @@ from tasks import resources
 from tasks.events import emit_labels_ready
 from tasks.pipeline import ai_label_and_route, ingest_input, judge_and_merge, list_sample_ids
 from tasks.publish import export_dataset, publish_run_summary
+from tasks.runners import ConfiguredTaskRunner
 
 
-# One chunk at a time by default: with SQLite there is one writer anyway, and concurrent
-# writers only wait on each other's locks. With PostgreSQL, swap in a wider runner, e.g.
-# label_batch.with_options(task_runner=ThreadPoolTaskRunner(max_workers=8)) or a Dask/Ray one.
-@flow(name="label-batch", task_runner=ThreadPoolTaskRunner(max_workers=1))
+# The chunk tasks run where the task_runner settings say, read as each run starts: by default
+# one chunk at a time (SQLite has one writer; concurrent writers only wait on its lock); with
+# PostgreSQL, threads or a Dask/Ray cluster (tasks/runners.py, flows/label_batch_cluster.py).
+@flow(name="label-batch", task_runner=ConfiguredTaskRunner())
 def label_batch(input_path: str | None = None, critique: bool | None = None) -> dict:
     chunk = resources.settings().ingest.batch_size
     ingested = ingest_input(input_path) if input_path else None
