@@ -1,5 +1,6 @@
 """Human review round trip: push new human_pending samples to Label Studio, harvest annotations,
-resolve them into labels, publish agreement figures. Schedule it every few minutes:
+resolve them into labels, reconcile Label Studio with the store (artifact `labelstudio-reconcile`),
+publish agreement figures. Schedule it every few minutes:
 
     python -m flows.harvest_reviews          # or: prefect deploy, with a cron/interval schedule
 """
@@ -11,7 +12,7 @@ from prefect import flow, get_run_logger
 from flows._main import parser_for, run_main
 from flows.summaries import harvest_line
 
-from tasks.review import ensure_project, harvest, publish_agreement, push_pending
+from tasks.review import ensure_project, harvest, publish_agreement, publish_reconcile, push_pending
 
 
 @flow(name="harvest-reviews")
@@ -21,8 +22,10 @@ def harvest_reviews(retry_delay_seconds: list[float] | None = None) -> dict:
     project_id = ensure_project.with_options(**opts)()
     pushed = push_pending.with_options(**opts)(project_id)
     harvested = harvest.with_options(**opts)(project_id)
+    reconciled = publish_reconcile.with_options(**opts)(project_id)
     agreement = publish_agreement()
-    result = {"project_id": project_id, "pushed": pushed, "harvested": harvested, "agreement": agreement}
+    result = {"project_id": project_id, "pushed": pushed, "harvested": harvested, "reconcile": reconciled,
+              "agreement": agreement}
     get_run_logger().info(harvest_line(result))
     return result
 

@@ -1,4 +1,4 @@
-"""`juryflow labelstudio up|down|status`: a local Label Studio server for human review."""
+"""`juryflow labelstudio up|down|status|add-annotator|reconcile`: the Label Studio side of human review."""
 
 from __future__ import annotations
 
@@ -92,3 +92,43 @@ def add_annotator(email: str = typer.Argument(..., help="the annotator's e-mail,
         raise typer.Exit(1)
     password = server.add_annotator(email)
     console.print(f"annotator {email} can log in at {server.url} with password {password}")
+
+
+@app.command()
+def reconcile(
+    project_id: int | None = typer.Option(None, "--project-id", help="the Label Studio project; default: this campaign's"),
+    quiet: bool = typer.Option(False, "--quiet", help="print the counts per kind and the last line, not each difference"),
+) -> None:
+    """Compare Label Studio with the store and list every difference; exit 1 if one is unexplained.
+
+    Exit status: 0 nothing unexplained, 1 something unexplained, 2 a mistake in the settings or options,
+    3 Label Studio did not answer. The last line reads `reconcile: N unexplained (pushed ..., ...)`.
+    """
+    from juryflow.preflight import check_labelstudio_configured
+    from labeling.errors import UserError
+    from labeling.labelstudio.client import LabelStudioClient, LabelStudioRequestError, LabelStudioUnavailable, project_title
+    from labeling.labelstudio.reconcile import reconcile_project
+    from labeling.store import Store
+
+    cfg = load_settings()
+    check_labelstudio_configured(cfg)
+    client = LabelStudioClient.from_settings(cfg)
+    try:
+        if project_id is None:
+            title = project_title(cfg)
+            project_id = client.find_project(title)
+            if project_id is None:
+                raise UserError(f"no Label Studio project titled {title!r} at {cfg.labelstudio.url}: run "
+                                "`python -m flows.harvest_reviews` to push the review queue, or pass --project-id")
+        summary = reconcile_project(Store.from_settings(cfg), client, project_id,
+                                    report=(lambda d: None) if quiet else (lambda d: typer.echo(d.line())))
+    except LabelStudioRequestError as exc:
+        raise UserError(str(exc)) from None
+    except LabelStudioUnavailable as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(3) from None
+    for kind, unexplained, explained in summary.by_kind():
+        typer.echo(f"  {kind}: {unexplained} unexplained, {explained} explained")
+    typer.echo(summary.line())
+    if summary.unexplained:
+        raise typer.Exit(1)

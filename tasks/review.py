@@ -13,13 +13,14 @@ import logging
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.exceptions import MissingContextError
 
 from labeling.labelstudio import push
 from labeling.labelstudio.agreement import agreement_report, agreement_table
 from labeling.labelstudio.client import LabelStudioClient, project_title
 from labeling.labelstudio.harvest import harvest_project
+from labeling.labelstudio.reconcile import Difference, markdown_report, reconcile_project
 from tasks import resources
 from tasks.retries import retry_transient
 
@@ -64,6 +65,23 @@ def harvest(project_id: int) -> dict[str, int]:
     )  # fmt: skip
     for record in quarantined[:20]:
         _logger().warning("quarantined annotation: %s", record.message)
+    return summary.as_dict()
+
+
+RECONCILE_SHOWN = 50  # differences listed in the artifact; the command line lists all
+
+
+@task(name="labelstudio-reconcile", **RETRY)
+def publish_reconcile(project_id: int) -> dict[str, Any]:
+    """Label Studio against the store, as a markdown artifact (key `labelstudio-reconcile`); never fails on a difference."""
+    cfg = resources.settings()
+    shown: list[Difference] = []
+    summary = reconcile_project(resources.store(cfg), LabelStudioClient.from_settings(cfg), project_id,
+                                report=lambda d: shown.append(d) if len(shown) < RECONCILE_SHOWN else None)
+    create_markdown_artifact(key="labelstudio-reconcile", markdown=markdown_report(summary, shown, RECONCILE_SHOWN),
+                             description=summary.line())
+    if summary.unexplained:
+        _logger().warning(summary.line())
     return summary.as_dict()
 
 

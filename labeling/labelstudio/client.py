@@ -144,6 +144,18 @@ class LabelStudioClient:
                 return
             page += 1
 
+    def get_json(self, what: str, path: str, params: dict[str, Any]) -> Any:
+        """GET plain JSON: one page of a list endpoint, for callers that page themselves (reconcile's keyset)."""
+        try:
+            response = self._http.get(path, params=params)
+        except httpx.HTTPError as exc:
+            raise LabelStudioUnavailable(
+                f"Label Studio at {self.url}: {what} failed: {type(exc).__name__}: {exc}. "
+                "Is the server running? (`juryflow labelstudio status`)"
+            ) from None
+        self._check(what, response)
+        return response.json()
+
     def post_json(self, what: str, path: str, body: Any, params: dict[str, Any] | None = None) -> Any:
         """POST plain JSON (the SDK's encoder walks every value of a bulk import in Python: ~0.25 s per 1,000 tasks)."""
         try:
@@ -169,10 +181,10 @@ class LabelStudioClient:
 
         Either way the project leaves annotators blind to the machines' answers (BLIND_PROJECT_SETTINGS).
         """
-        for project in self.call("listing projects", lambda: list(self.sdk.projects.list(title=title))):
-            if project.title == title:
-                self._make_blind(int(project.id), project)
-                return int(project.id)
+        project = self._project_titled(title)
+        if project is not None:
+            self._make_blind(int(project.id), project)
+            return int(project.id)
         project = self.call(
             f"creating project {title!r}",
             self.sdk.projects.create,
@@ -185,6 +197,17 @@ class LabelStudioClient:
             **BLIND_PROJECT_SETTINGS,
         )
         return int(project.id)
+
+    def find_project(self, title: str) -> int | None:
+        """The id of the project with this title, or None (creates nothing)."""
+        project = self._project_titled(title)
+        return None if project is None else int(project.id)
+
+    def _project_titled(self, title: str) -> Any:
+        for project in self.call("listing projects", lambda: list(self.sdk.projects.list(title=title))):
+            if project.title == title:
+                return project
+        return None
 
     def _make_blind(self, project_id: int, project: Any) -> None:
         """Bring a project made before juryflow pushed blind tasks up to date: settings, config, no predictions."""

@@ -155,6 +155,11 @@ def harvest_window_start(watermark: str | None) -> datetime:
     return datetime.strptime(watermark, LS_TIME_FORMAT).replace(tzinfo=UTC) - WATERMARK_OVERLAP
 
 
+def ls_datetime(value: Any) -> datetime:
+    """A Label Studio timestamp (text or datetime) as an aware UTC datetime."""
+    return datetime.strptime(_as_ls_time(value), LS_TIME_FORMAT).replace(tzinfo=UTC)
+
+
 def _as_ls_time(value: Any) -> str:
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime(LS_TIME_FORMAT)
