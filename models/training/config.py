@@ -61,14 +61,25 @@ class LoraFields:
 
 
 @dataclass
-class RewardModelConfig(SnapshotFields, RewardConfig):
+class NoiseAwareFields:
+    noise_aware: bool = field(
+        default=False,
+        metadata={
+            "help": "Soften each pair's target by its p_wrong (models/training/noise_aware.py); "
+            "benchmarks/noise_aware.py measures what it buys (issue 16)."
+        },
+    )
+
+
+@dataclass
+class RewardModelConfig(NoiseAwareFields, SnapshotFields, RewardConfig):
     """TRL's RewardConfig + snapshot fields. ``model_name_or_path`` is the reward model's base."""
 
     STAGE: ClassVar[str] = "reward_model"
 
 
 @dataclass
-class DPOStageConfig(LoraFields, SnapshotFields, DPOConfig):
+class DPOStageConfig(NoiseAwareFields, LoraFields, SnapshotFields, DPOConfig):
     """TRL's DPOConfig + snapshot and LoRA fields. ``model_name_or_path`` must be a chat (SFT) model."""
 
     STAGE: ClassVar[str] = "dpo"

@@ -3,7 +3,7 @@
 A snapshot is the directory ``labeling/export.py`` writes: ``<root>/<snapshot_id>/`` with
 ``dataset/`` (``datasets.save_to_disk``), ``data.parquet`` and ``snapshot.json``. Columns:
 prompt, chosen, rejected (plain text), sample_id, source, labeler_version, judge_version,
-confidence, n_annotators. The train/held-out split hashes ``sample_id``, so a sample stays on
+confidence, n_annotators, p_wrong (optional: older snapshots lack it). The train/held-out split hashes ``sample_id``, so a sample stays on
 the same side in every snapshot that contains it, and a reward model is never gated on pairs
 it trained on in an earlier version.
 """
@@ -84,6 +84,20 @@ def split_by_sample_id(dataset: Dataset, eval_fraction: float) -> tuple[Dataset,
     return train, held_out
 
 
+def with_p_wrong(dataset: Dataset) -> Dataset:
+    """The rows with ``p_wrong`` as a float in [0, 1] for noise-aware training; null (no evidence) becomes 0."""
+    if "p_wrong" not in dataset.column_names:
+        raise SnapshotError(
+            f"the training rows have no 'p_wrong' column (columns: {dataset.column_names}): export the snapshot "
+            "again with this juryflow (labeling.export adds it), or set training.noise_aware: false"
+        )
+    values = [0.0 if p is None else float(p) for p in dataset["p_wrong"]]
+    for sample_id, p in zip(dataset["sample_id"], values, strict=True):
+        if not 0.0 <= p <= 1.0:  # NaN fails this too
+            raise SnapshotError(f"sample {sample_id!r}: field 'p_wrong' is {p}, not a probability in [0, 1]")
+    return dataset.remove_columns("p_wrong").add_column("p_wrong", values)
+
+
 def pair_text(tokenizer, prompt: str, response: str) -> str:
     """Reward-model input text, formatted exactly as RewardModelLabeler formats it at labeling time."""
     from models.labelers.reward_model import format_pair_text
@@ -123,13 +137,14 @@ def chat_prompts(dataset: Dataset) -> Dataset:
 
 
 def dpo_rows(dataset: Dataset) -> Dataset:
-    """Conversational preference rows for DPOTrainer (it applies the policy's chat template)."""
+    """Conversational preference rows for DPOTrainer (it applies the policy's chat template); p_wrong rides along."""
     from datasets import Dataset as HFDataset
 
-    return HFDataset.from_dict(
-        {
-            "prompt": [[{"role": "user", "content": p}] for p in dataset["prompt"]],
-            "chosen": [[{"role": "assistant", "content": c}] for c in dataset["chosen"]],
-            "rejected": [[{"role": "assistant", "content": r}] for r in dataset["rejected"]],
-        }
-    )
+    rows = {
+        "prompt": [[{"role": "user", "content": p}] for p in dataset["prompt"]],
+        "chosen": [[{"role": "assistant", "content": c}] for c in dataset["chosen"]],
+        "rejected": [[{"role": "assistant", "content": r}] for r in dataset["rejected"]],
+    }
+    if "p_wrong" in dataset.column_names:
+        rows["p_wrong"] = dataset["p_wrong"]
+    return HFDataset.from_dict(rows)

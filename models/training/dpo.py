@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from models.training.config import DPOStageConfig
-from models.training.data import dpo_rows
+from models.training.data import dpo_rows, with_p_wrong
 from models.training.loading import load_chat_tokenizer, lora_config, resolve_base_model
 
 
@@ -19,10 +19,16 @@ def train_dpo(config: DPOStageConfig, train_rows, held_out_rows, model_dir: Path
     """Train; return held-out preference accuracy and implicit reward margin before and after."""
     from trl import DPOTrainer
 
+    from models.training.noise_aware import NoiseAwareDPOTrainer
+
     if not config.model_name_or_path:
         raise ValueError("DPO recipe has no model.model_name_or_path: set it to the SFT chat model directory")
+    trainer_cls = DPOTrainer
+    if config.noise_aware:  # conservative DPO with each pair's own p_wrong (issue 16)
+        trainer_cls = NoiseAwareDPOTrainer
+        train_rows, held_out_rows = with_p_wrong(train_rows), with_p_wrong(held_out_rows)
     tokenizer = load_chat_tokenizer(config.model_name_or_path)
-    trainer = DPOTrainer(
+    trainer = trainer_cls(
         model=resolve_base_model(config.model_name_or_path),  # a path, so TRL can load the reference from it too
         args=config,
         train_dataset=dpo_rows(train_rows),
@@ -36,8 +42,9 @@ def train_dpo(config: DPOStageConfig, train_rows, held_out_rows, model_dir: Path
     after = trainer.evaluate()
     if config.use_peft:
         trainer.model = trainer.model.merge_and_unload()  # a plain model directory for labelers and serving
-    trainer.model.save_pretrained(str(model_dir))
-    tokenizer.save_pretrained(str(model_dir))
+    # Model and tokenizer. Every rank calls it under `accelerate launch` (FSDP and ZeRO-3 gather the
+    # sharded weights inside); only rank 0 writes. evaluate() above is collective too: all ranks run it.
+    trainer.save_model(str(model_dir))
 
     def pick(metrics: dict) -> dict:
         return {

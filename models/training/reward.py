@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from models.training.config import RewardModelConfig
-from models.training.data import tokenize_pairs
+from models.training.data import tokenize_pairs, with_p_wrong
+from models.training.distributed import is_main_process
 from models.training.evaluate import pairwise_accuracy
 from models.training.loading import load_reward_model
 
@@ -13,7 +14,13 @@ from models.training.loading import load_reward_model
 def build_reward_trainer(config: RewardModelConfig, train_rows, model, tokenizer, callbacks=None):
     from trl import RewardTrainer
 
-    return RewardTrainer(
+    from models.training.noise_aware import NoiseAwareRewardTrainer
+
+    if config.noise_aware:  # soft targets 1 - p_wrong per pair (issue 16)
+        trainer_cls, train_rows = NoiseAwareRewardTrainer, with_p_wrong(train_rows)
+    else:
+        trainer_cls = RewardTrainer
+    return trainer_cls(
         model=model,
         args=config,
         train_dataset=tokenize_pairs(train_rows, tokenizer, config.max_length),
@@ -25,19 +32,31 @@ def build_reward_trainer(config: RewardModelConfig, train_rows, model, tokenizer
 def train_reward_model(config: RewardModelConfig, train_rows, held_out_rows, model_dir: Path, callbacks=None) -> dict:
     """Train, save to ``model_dir``, and return held-out accuracy before/after (overall and per
     source); ``held_out_rows=None`` skips the measurement (a caller that scores elsewhere).
-    ``callbacks`` are transformers TrainerCallbacks (e.g. progress lines for the run log)."""
+    ``callbacks`` are transformers TrainerCallbacks (e.g. progress lines for the run log).
+
+    Under ``accelerate launch`` every rank calls this; only rank 0 writes the tokenizer and measures
+    (the others return ``None`` for both accuracies), and every rank saves, because FSDP and ZeRO-3
+    gather the sharded weights inside ``save_model``.
+    """
     if not config.model_name_or_path:
         raise ValueError("reward-model recipe has no model.model_name_or_path: set it to the base model directory")
     model, tokenizer = load_reward_model(config.model_name_or_path)
-    before = pairwise_accuracy(model, tokenizer, held_out_rows) if held_out_rows is not None else None
+    measure = held_out_rows is not None and is_main_process()
+    before = pairwise_accuracy(model, tokenizer, held_out_rows) if measure else None
     trainer = build_reward_trainer(config, train_rows, model, tokenizer, callbacks)
     result = trainer.train()
-    trainer.save_model(str(model_dir))
-    if config.max_length is not None:
-        # The labeler truncates to the tokenizer's model_max_length: score texts as they were trained.
-        tokenizer.model_max_length = config.max_length
-    tokenizer.save_pretrained(str(model_dir))
-    after = pairwise_accuracy(trainer.model, tokenizer, held_out_rows) if held_out_rows is not None else None
+    trainer.save_model(str(model_dir))  # rank 0 writes; every rank must call it (see the docstring)
+    after = None
+    if is_main_process():
+        if config.max_length is not None:
+            # The labeler truncates to the tokenizer's model_max_length: score texts as they were trained.
+            tokenizer.model_max_length = config.max_length
+        tokenizer.save_pretrained(str(model_dir))
+        if measure:
+            # Scored from the saved directory, as the gate and the next labeler read it; trainer.model
+            # may hold only this rank's shard under FSDP or ZeRO-3.
+            saved, saved_tokenizer = load_reward_model(model_dir)
+            after = pairwise_accuracy(saved.to(trainer.args.device), saved_tokenizer, held_out_rows)
     return {
         "heldout_before": before,
         "heldout": after,
