@@ -8,6 +8,7 @@ threshold over calibration sets drawn from it with replacement, efficiency again
 (the loosest threshold whose error on the whole file is <= alpha), the population violation rate
 (error in the file among accepted samples > alpha; the guarantee says <= delta), and the old
 split figure (realised error on the other half > alpha, which test-split noise inflates).
+Focused audits (fewer labels per certified label): benchmarks/focused_audits.py.
 """
 
 from __future__ import annotations
@@ -49,28 +50,6 @@ def single_threshold_ceiling(p_a: np.ndarray, prefers_a: np.ndarray, alpha: floa
     return best
 
 
-def confidence_weighted_audits(p_a: np.ndarray, prefers_a: np.ndarray, alpha: float, delta: float, n_labels: int,
-                               top_share: float, draws: int, seed: int = 0) -> dict[str, float]:  # fmt: skip
-    """Audits drawn with a higher inclusion probability in the most confident half (fixed from the
-    confidences, before any label): ``top_share`` of ``n_labels`` come from that half. Within the half the
-    inclusion probability is constant, so thresholds inside it are tested on those audits alone,
-    unweighted (the inverse-probability weights cancel); the rest serve calibration and drift."""
-    from labeling.calibration import confidence_of
-    from labeling.guarantee import guaranteed_threshold
-
-    conf, correct = confidence_of(p_a), (p_a >= 0.5) == prefers_a
-    top = np.nonzero(conf >= np.median(conf))[0]
-    rng = np.random.default_rng(seed)
-    coverage, violated = np.zeros(draws), np.zeros(draws, dtype=bool)
-    for d in range(draws):
-        idx = top[rng.integers(0, top.size, int(round(top_share * n_labels)))]
-        res = guaranteed_threshold(conf[idx], correct[idx], alpha, delta, 100)
-        if res.threshold is not None:
-            accepted = conf >= res.threshold
-            coverage[d], violated[d] = accepted.mean(), np.mean(~correct[accepted]) > alpha
-    return {"mean_coverage": float(coverage.mean()), "population_violation_rate": float(violated.mean())}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scores", type=Path, required=True, help="out_of_fold.jsonl written by juryflow evaluate")
@@ -81,8 +60,6 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=100, help="calibration/test splits for the old split figure")
     parser.add_argument("--procedures", nargs="*", default=list(PROCEDURES))
     parser.add_argument("--grid-step", type=float, default=None, help="override every procedure's coverage grid step")
-    parser.add_argument("--weighted-top-share", type=float, default=None,
-                        help="also measure audits with this share drawn from the most confident half")  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
 
@@ -102,14 +79,6 @@ def main() -> None:
         ceiling = single_threshold_ceiling(p_a, prefers_a, alpha, args.delta, n_cal, args.draws)
         print(f"{'single-threshold ceiling':24s} alpha {alpha:.2f}: expected coverage {ceiling:.1%}", flush=True)
         out.append({"procedure": "single-threshold ceiling", "alpha": alpha, "mean_coverage": ceiling})
-    if args.weighted_top_share is not None:
-        for alpha in args.alphas:
-            share = args.weighted_top_share
-            w = confidence_weighted_audits(p_a, prefers_a, alpha, args.delta, n_cal, share, args.draws)
-            print(f"{'weighted audits':16s} {alpha:5.2f}  {w['mean_coverage']:8.1%}  ({share:.0%} of "
-                  f"{n_cal} labels from the top half; population violations {w['population_violation_rate']:.1%})",
-                  flush=True)  # fmt: skip
-            out.append({"procedure": "weighted audits", "alpha": alpha, **w})
     for procedure in args.procedures:
         for alpha in args.alphas:
             pop = population_check(p_a, prefers_a, alpha, args.delta, args.draws, n_cal, 100, procedure)

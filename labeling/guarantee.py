@@ -102,13 +102,23 @@ def guaranteed_threshold(
     stage: str = "labeler",
     eligible: Sequence[bool] | None = None,
     procedure: str = DEFAULT_PROCEDURE,
+    stream_confidence: Sequence[float] | None = None,
+    focus_above: float | None = None,
 ) -> GuaranteeResult:
     """Learn-then-Test threshold on ``confidence`` for a stage's ``correct`` flags, by ``procedure``
     (labeling.threshold_procedures; the default is the most powerful valid one measured).
 
     ``eligible`` marks samples the stage could ever auto-accept (the judge's swap-inconsistent
     verdicts are not): ineligible samples are never accepted, at any threshold.
+
+    ``stream_confidence`` (every scored sample's confidence, audited or not) switches to the test
+    for focused audits (labeling.audit_design): candidate thresholds on the stream's coverage grid,
+    each tested by its stratified bound with the strata split at ``focus_above``; coverage is then
+    the share of the stream accepted.
     """
+    if stream_confidence is not None:
+        return _focused_threshold(confidence, correct, alpha, delta, min_calibration_size, stage,
+                                  np.asarray(stream_confidence, dtype=float), focus_above)  # fmt: skip
     if not (0.0 < alpha < 1.0 and 0.0 < delta < 1.0):
         raise ValueError(f"alpha ({alpha}) and delta ({delta}) must both be in (0, 1)")
     if procedure not in PROCEDURES:
@@ -242,6 +252,50 @@ def _more_labels_needed(
     if best is None:
         return None
     return max(best[0] - n_total, 1), best[1]
+
+
+def _focused_threshold(
+    confidence: Sequence[float],
+    correct: Sequence[bool],
+    alpha: float,
+    delta: float,
+    min_calibration_size: int,
+    stage: str,
+    stream: np.ndarray,
+    focus_above: float | None,
+) -> GuaranteeResult:
+    """guaranteed_threshold for focused audits; the extra-labels estimate scales every stratum's audits alike."""
+    from labeling.audit_design import focused_fixed_sequence, labels_to_pass_next
+
+    conf, wrong = np.asarray(confidence, dtype=float), ~np.asarray(correct, dtype=bool)
+    base = {"stage": stage, "alpha": alpha, "delta": delta, "n_calibration": int(conf.size)}
+    if conf.size < min_calibration_size:
+        return GuaranteeResult(**base, threshold=None, labels_needed=min_calibration_size - conf.size,
+                               status=f"{stage}: no threshold qualifies (only {conf.size} audit labels, fewer than "
+                               f"routing.min_calibration_size = {min_calibration_size}); routing everything onward")  # fmt: skip
+    run, chosen = focused_fixed_sequence(conf, wrong, stream, focus_above, alpha, delta)
+    tests = [ThresholdTest(**vars(t)) for t in run]
+    after = None if chosen is None else chosen.threshold
+    nxt = labels_to_pass_next(conf, wrong, stream, focus_above, alpha, delta, after)
+    more = (
+        f"about {nxt[0]} more audit labels, drawn as now, would certify about {nxt[1]:.1%}, if the observed error "
+        "rates hold" if nxt else "more audit labels would not certify more coverage at the observed error rates"
+    )  # fmt: skip
+    cut = "uniform audits" if focus_above is None else f"focused audits above {focus_above}"
+    extra = {"next_step_labels": nxt and nxt[0], "next_step_coverage": nxt and nxt[1], "tests": tests}
+    if chosen is None:
+        why = "no candidate threshold has enough audits" if not run else (
+            f"the first tested threshold {run[0].threshold:.4f} has error bound {run[0].upper_bound:.3f} > alpha {alpha}")  # fmt: skip
+        return GuaranteeResult(**base, threshold=None, labels_needed=nxt and nxt[0], **extra,
+                               status=f"{stage}: no threshold qualifies ({why}, {cut}); routing everything onward; {more}")  # fmt: skip
+    coverage = float(np.mean(stream >= chosen.threshold))
+    return GuaranteeResult(
+        **base, threshold=chosen.threshold, n_accepted=chosen.n_accepted, errors=chosen.errors,
+        upper_bound=chosen.upper_bound, coverage=coverage, **extra,
+        status=(f"{stage}: auto-accept confidence >= {chosen.threshold:.4f} ({coverage:.1%} of the stream; "
+                f"{chosen.errors}/{chosen.n_accepted} audits disagree, stratified error bound {chosen.upper_bound:.3f} "
+                f"<= alpha {alpha} at delta {delta}, {cut}); {more}"),
+    )  # fmt: skip
 
 
 class ActiveThresholds(BaseModel):

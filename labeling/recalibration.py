@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import BaseModel
 
+from labeling.audit_design import AuditDesign
 from labeling.calibration import confidence_of, expected_calibration_error, fit_calibrator
 from labeling.drift import DriftResult, check_drift
 from labeling.guarantee import guaranteed_threshold
@@ -29,6 +30,7 @@ from labeling.records import (
     write_drift_alarm,
     write_thresholds,
 )
+from labeling.routing import is_audited
 from labeling.schemas import LabelSource, RouteReason, SampleState, content_hash
 from labeling.settings import RoutingSettings
 
@@ -45,6 +47,10 @@ class AuditSet(BaseModel):
     human_prefers_a: list[bool] = []
     judge_p_a: list[float | None] = []  # None: no verdict, or an unparseable one
     judge_consistent: list[bool] = []
+    # Every AI-labeled sample of the stream (audited or not), for the test of focused audits.
+    stream_sample_id: list[str] = []
+    stream_p_a: list[float] = []
+    stream_labeler_version: list[str] = []
 
     def __len__(self) -> int:
         return len(self.sample_id)
@@ -71,8 +77,9 @@ class ThresholdFit:
     correct: list[bool]
 
 
-def load_audit_set(store: Store) -> AuditSet:
-    """Audit samples whose humans have decided, with their AI label (cold-start audits have none: skipped)."""
+def load_audit_set(store: Store, with_stream: bool = False) -> AuditSet:
+    """Audit samples whose humans have decided, with their AI label (cold-start audits have none: skipped);
+    ``with_stream`` also loads every AI-labeled sample's confidence (focused audits need them)."""
     # Any state after routing can hold a human label (imports may land before the judge stage).
     states = (SampleState.labeled, SampleState.human_pending, SampleState.judge_pending)
     ids = sorted({sid for state in states for sid in store.ids_in_state(state)})
@@ -82,6 +89,11 @@ def load_audit_set(store: Store) -> AuditSet:
     finals = store.get_final_labels(audit_ids)
     ai, verdicts = store.get_ai_labels(audit_ids), store.get_verdicts(audit_ids)
     out = AuditSet()
+    if with_stream:
+        for label in store.get_ai_labels(ids).values():
+            out.stream_sample_id.append(label.sample_id)
+            out.stream_p_a.append(label.p_a)
+            out.stream_labeler_version.append(label.labeler_version)
     for sid in audit_ids:
         final = finals.get(sid)
         choice = final.preferred if final is not None and final.source != LabelSource.judge else None
@@ -162,11 +174,23 @@ def fit_thresholds(audit: AuditSet, routing: RoutingSettings, stale: set[str], d
     correct = (p_a >= 0.5) == prefers_a
     conf = confidence_of(p_a)
     r = routing
-    labeler = guaranteed_threshold(conf, correct, r.alpha, r.delta, r.min_calibration_size, stage="labeler")
+    focus = focused_test(audit, routing, stale, labeler_version, ids, conf)
+    if focus is not None:  # thinned to the design in force, so each stratum is a uniform sample
+        kept = focus["kept"]
+        ids, p_a, prefers_a, correct, conf = [ids[i] for i in kept], p_a[kept], prefers_a[kept], correct[kept], conf[kept]
+        keep = [keep[i] for i in kept]
+    labeler = guaranteed_threshold(
+        conf, correct, r.alpha, r.delta, r.min_calibration_size, stage="labeler",
+        stream_confidence=None if focus is None else focus["stream"], focus_above=r.audit_focus_above,
+    )  # fmt: skip
     calibrator = fit_calibrator(p_a, prefers_a, r.calibration_method) if len(keep) else None
 
     jp = [audit.judge_p_a[i] for i in keep]
     has_judge = np.array([p is not None for p in jp], dtype=bool)
+    if focus is not None:
+        # The judge is tested on the focus stratum only: a uniform sample of it, and where the
+        # labeler's certified thresholds are meant to lie (docs/routing-guarantee.md).
+        has_judge &= conf >= r.audit_focus_above
     j_p = np.array([p if p is not None else 0.5 for p in jp], dtype=float)[has_judge]
     j_correct = ((j_p >= 0.5) == prefers_a[has_judge]) if has_judge.any() else np.array([], bool)
     j_consistent = np.array([audit.judge_consistent[i] for i in keep], dtype=bool)[has_judge]
@@ -198,6 +222,25 @@ def fit_thresholds(audit: AuditSet, routing: RoutingSettings, stale: set[str], d
     if calibrator is not None:  # too few audits: no calibrator key at all (routing then uses identity)
         fields["calibrator"] = calibrator
     return ThresholdFit(Thresholds(**fields), confidence=conf.tolist(), correct=correct.tolist())
+
+
+def focused_test(
+    audit: AuditSet, routing: RoutingSettings, stale: set[str], labeler_version: str | None, ids: list[str],
+    conf: np.ndarray,
+) -> dict | None:
+    """With focused audits in force: which audits the design in force would have drawn (the draws
+    are nested, so an audit drawn at a higher rate is kept only if its hash is under today's
+    probability), and the stream's confidences for that labeler. None for uniform audits."""
+    design = AuditDesign(routing.audit_rate, routing.audit_focus_above, routing.audit_focus_rate)
+    if not design.focused:
+        return None
+    kept = [i for i, (sid, c) in enumerate(zip(ids, conf, strict=True)) if is_audited(sid, design.probability(float(c)))]
+    stream = [
+        confidence_of(np.array([p]))[0]
+        for sid, p, v in zip(audit.stream_sample_id, audit.stream_p_a, audit.stream_labeler_version, strict=True)
+        if v == labeler_version and sid not in stale
+    ]
+    return {"kept": kept, "stream": np.array(stream, dtype=float)}
 
 
 def fit_and_record_thresholds(

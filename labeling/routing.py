@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from labeling.audit_design import AuditDesign
 from labeling.guarantee import ActiveThresholds
 from labeling.schemas import AILabel, JudgeVerdict, Route, RouteReason, unit_hash
 from labeling.settings import RoutingSettings
@@ -33,12 +34,17 @@ class RoutingPolicy:
     low: float
     audit_rate: float
     judge_threshold: float | None = None
+    audit_focus_above: float | None = None
+    audit_focus_rate: float | None = None
 
     def __post_init__(self) -> None:
         if self.high is not None and self.low > self.high:
             raise ValueError(f"routing low ({self.low}) must not exceed high ({self.high})")
-        if not 0.0 <= self.audit_rate <= 1.0:
-            raise ValueError(f"audit_rate must be in [0, 1], got {self.audit_rate}")
+        self.audit_design  # validates the audit rates
+
+    @property
+    def audit_design(self) -> AuditDesign:
+        return AuditDesign(self.audit_rate, self.audit_focus_above, self.audit_focus_rate)
 
 
 def policy_in_force(
@@ -57,14 +63,19 @@ def policy_in_force(
             "until the recalibrate flow has run", active.labeler_version, labeler_version,
         )  # fmt: skip
         active = None
+    audits = {
+        "audit_rate": routing.audit_rate,
+        "audit_focus_above": routing.audit_focus_above,
+        "audit_focus_rate": routing.audit_focus_rate,
+    }
     if active is None:
-        return RoutingPolicy(high=routing.high, low=routing.low, audit_rate=routing.audit_rate)
+        return RoutingPolicy(high=routing.high, low=routing.low, **audits)
     high = active.labeler_threshold
     return RoutingPolicy(
         high=high,
         low=min(routing.low, high) if high is not None else routing.low,
-        audit_rate=routing.audit_rate,
         judge_threshold=active.judge_threshold,
+        **audits,
     )
 
 
@@ -73,8 +84,15 @@ def is_audited(sample_id: str, audit_rate: float) -> bool:
     return unit_hash("audit", sample_id) < audit_rate
 
 
+def audit_reasons(sample_id: str, label: AILabel | None, design: AuditDesign) -> list[RouteReason]:
+    """[audit] or []. The inclusion probability depends on the confidence only, so audits stay a
+    uniform sample within each stratum; the draws are nested (one hash against the probability), so
+    recalibration can thin audits drawn under a richer design down to the design in force."""
+    return [RouteReason.audit] if is_audited(sample_id, design.probability(label and label.confidence)) else []
+
+
 def route_after_labeler(sample_id: str, label: AILabel | None, policy: RoutingPolicy) -> Route:
-    audit = [RouteReason.audit] if is_audited(sample_id, policy.audit_rate) else []
+    audit = audit_reasons(sample_id, label, policy.audit_design)
     if label is None:
         return Route(sample_id=sample_id, to_judge=False, to_human=True, reasons=[RouteReason.cold_start, *audit])
     confidence = label.confidence

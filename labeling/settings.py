@@ -27,6 +27,11 @@ class RoutingSettings(_Section):
     high: float = Field(0.8, gt=0.5, le=1.0, description="AI-labeler confidence at or above which the judge alone decides")
     low: float = Field(0.65, ge=0.5, le=1.0, description="confidence below which the sample goes to humans only")
     audit_rate: float = Field(0.05, ge=0.0, le=1.0, description="share of judge-accepted samples also sent to humans")
+    # Focused audits (labeling/audit_design.py): audit more where a threshold can be certified.
+    audit_focus_above: float | None = Field(
+        None, gt=0.5, le=1.0, description="labeler confidence at or above which samples are audited at audit_focus_rate"
+    )
+    audit_focus_rate: float | None = Field(None, ge=0.0, le=1.0, description="audit rate at or above audit_focus_above")
     # Guaranteed routing (docs/routing-guarantee.md): replaces `high` once calibrated.
     alpha: float = Field(0.28, gt=0.0, lt=1.0, description="tolerated disagreement with humans among auto-labels")
     delta: float = Field(0.1, gt=0.0, lt=1.0, description="allowed probability that the guarantee fails")
@@ -35,6 +40,11 @@ class RoutingSettings(_Section):
 
     @model_validator(mode="after")
     def _ordered(self) -> RoutingSettings:
+        if (self.audit_focus_above is None) != (self.audit_focus_rate is None):
+            raise ValueError(
+                "routing.audit_focus_above and routing.audit_focus_rate go together: set both "
+                "(e.g. audit_focus_above: 0.6, audit_focus_rate: 0.15) or neither for uniform audits"
+            )
         if self.low > self.high:
             raise ValueError(
                 f"routing.low ({self.low}) is above routing.high ({self.high}): "

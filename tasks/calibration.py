@@ -25,7 +25,8 @@ DRIFT_EVENT = "juryflow.routing.drift"
 @task(name="load-audit-set", retries=2, retry_delay_seconds=[2, 10])
 def load_audit_set() -> AuditSet:
     """Audit samples with a human decision, joined with the AI label and the judge verdict."""
-    return recalibration.load_audit_set(resources.store())
+    cfg = resources.settings()
+    return recalibration.load_audit_set(resources.store(cfg), with_stream=cfg.routing.audit_focus_above is not None)
 
 
 @task(name="check-routing-drift")

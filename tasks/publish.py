@@ -43,6 +43,8 @@ def export_dataset() -> Snapshot:
         "audit_rate": policy.audit_rate,
         "judge_threshold": policy.judge_threshold,
     }
+    if policy.audit_design.focused:  # only then: a uniform design's snapshots keep their ids
+        thresholds |= {"audit_focus_above": policy.audit_focus_above, "audit_focus_rate": policy.audit_focus_rate}
     return export_snapshot(st, cfg.data_dir / "snapshots", thresholds)
 
 
