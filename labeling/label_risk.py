@@ -162,7 +162,9 @@ class LabelRisk(BaseModel):
             )
             judge = f"| judge labels | audits | disagreements | p_wrong |\n|---|---|---|---|\n{rows}"
         elif self.judge_bound is not None:
-            judge = f"No accepted audit yet: judge labels carry the guarantee's bound, p_wrong = alpha = {self.judge_bound}."
+            judge = (
+                f"No accepted audit yet: judge labels carry the guarantee's bound, p_wrong = alpha = {self.judge_bound}."
+            )
         else:
             judge = "No accepted audit and no guaranteed judge threshold yet: judge labels have p_wrong = null."
         if self.annotator is not None:

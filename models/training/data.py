@@ -3,9 +3,9 @@
 A snapshot is the directory ``labeling/export.py`` writes: ``<root>/<snapshot_id>/`` with
 ``dataset/`` (``datasets.save_to_disk``), ``data.parquet`` and ``snapshot.json``. Columns:
 prompt, chosen, rejected (plain text), sample_id, source, labeler_version, judge_version,
-confidence, n_annotators, p_wrong (optional: older snapshots lack it). The train/held-out split hashes ``sample_id``, so a sample stays on
-the same side in every snapshot that contains it, and a reward model is never gated on pairs
-it trained on in an earlier version.
+confidence, n_annotators, p_wrong (optional: older snapshots lack it). The train/held-out split
+hashes ``sample_id``, so a sample stays on the same side in every snapshot that contains it,
+and a reward model is never gated on pairs it trained on in an earlier version.
 """
 
 from __future__ import annotations

@@ -50,7 +50,8 @@ def _with_p_wrong(collator_cls: type) -> type:
         batch[P_WRONG] = torch.tensor([float(e[P_WRONG]) for e in examples], dtype=torch.float)
         return batch
 
-    return dataclasses.dataclass(type(f"{collator_cls.__name__}WithPWrong", (collator_cls,), {"torch_call": torch_call}))
+    subclass = type(f"{collator_cls.__name__}WithPWrong", (collator_cls,), {"torch_call": torch_call})
+    return dataclasses.dataclass(subclass)
 
 
 RewardCollatorWithPWrong = _with_p_wrong(reward_trainer.DataCollatorForPreference)

@@ -90,7 +90,11 @@ def audited_store(tmp_path: Path) -> tuple[Store, list[str]]:
     # ids 0-3: audits routing would have accepted; id 4: an audit the judge disagreed on (not accepted).
     st.record_routes([Route(sample_id=i, to_judge=True, to_human=True, reasons=accepted) for i in ids[:4]], "judge")
     st.record_routes(
-        [Route(sample_id=ids[4], to_judge=True, to_human=True, reasons=[RouteReason.audit, RouteReason.judge_disagrees])],
+        [
+            Route(
+                sample_id=ids[4], to_judge=True, to_human=True, reasons=[RouteReason.audit, RouteReason.judge_disagrees]
+            )
+        ],
         "judge",
     )
     st.record_verdicts(
