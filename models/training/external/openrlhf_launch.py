@@ -113,7 +113,12 @@ def shell_script(command: list[str], token_in_url: bool) -> str:
     quoted = [shlex.quote(part) for part in command]
     if token_in_url:  # the one expansion left to bash: the token never lands in this file
         quoted = [q.replace(TOKEN_PLACEHOLDER, f"'\"${{{TOKEN_ENV}}}\"'") for q in quoted]
-    lines.append(" \\\n  ".join(quoted))
+    groups: list[list[str]] = []
+    for part in quoted:  # one option and its values per line, as OpenRLHF's example scripts read
+        if not groups or part.lstrip("'").startswith("--"):
+            groups.append([])
+        groups[-1].append(part)
+    lines.append(" \\\n  ".join(" ".join(g) for g in groups))
     return "\n".join(lines) + "\n"
 
 
