@@ -7,11 +7,14 @@ labels always give the same snapshot and a re-export rewrites nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import time
+import uuid
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from labeling.label_risk import LabelRisk, estimate_label_risk
-from labeling.schemas import content_hash
+from labeling.schemas import FinalLabel, Sample
 from labeling.store import Store
 
 if TYPE_CHECKING:
@@ -49,75 +52,132 @@ class Snapshot(BaseModel):
     created_at: str  # ISO 8601, UTC
 
 
-def snapshot_rows(store: Store, risk: LabelRisk | None = None) -> list[dict[str, Any]]:
-    """One row per labeled sample, sorted by sample_id. Human ties have no preference and are left out."""
+def snapshot_row(sample: Sample, label: FinalLabel, risk: LabelRisk) -> dict[str, Any] | None:
+    """The snapshot's row for one labeled sample (the one place rows are built); None for a human tie,
+    which has no preference and is left out."""
+    if label.preferred == "tie":
+        return None
+    a_wins = label.preferred == "A"
+    return {
+        "prompt": sample.prompt_text,
+        "chosen": sample.response_a if a_wins else sample.response_b,
+        "rejected": sample.response_b if a_wins else sample.response_a,
+        "sample_id": sample.sample_id,
+        "source": label.source.value,
+        "labeler_version": label.labeler_version,
+        "judge_version": label.judge_version,
+        "confidence": label.confidence,
+        "n_annotators": label.n_annotators,
+        "p_wrong": risk.p_wrong(label),
+    }
+
+
+def iter_snapshot_rows(store: Store, risk: LabelRisk | None = None) -> Iterator[dict[str, Any]]:
+    """One row per labeled sample, sorted by sample_id, streamed from one query."""
     risk = risk if risk is not None else estimate_label_risk(store)
-    rows = []
     for sample, label in store.iter_labeled():
-        if label.preferred == "tie":
-            continue
-        a_wins = label.preferred == "A"
-        rows.append(
-            {
-                "prompt": sample.prompt_text,
-                "chosen": sample.response_a if a_wins else sample.response_b,
-                "rejected": sample.response_b if a_wins else sample.response_a,
-                "sample_id": sample.sample_id,
-                "source": label.source.value,
-                "labeler_version": label.labeler_version,
-                "judge_version": label.judge_version,
-                "confidence": label.confidence,
-                "n_annotators": label.n_annotators,
-                "p_wrong": risk.p_wrong(label),
-            }
-        )
-    return rows
+        row = snapshot_row(sample, label, risk)
+        if row is not None:
+            yield row
+
+
+class RowsHash:
+    """``content_hash(rows)`` fed one row at a time: the same snapshot id, without holding the rows.
+
+    content_hash dumps ``(rows,)`` as compact JSON, ``[[row,row,...]]``; each row's own dump is the
+    same text, so hashing the pieces in order gives the same digest.
+    """
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256(b"[[")
+        self._separator = b""
+
+    def add(self, row: dict[str, Any]) -> None:
+        text = json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        self._sha.update(self._separator + text.encode("utf-8"))
+        self._separator = b","
+
+    def hexdigest(self) -> str:
+        sha = self._sha.copy()
+        sha.update(b"]]")
+        return sha.hexdigest()[:20]
+
+
+# Rows per Arrow record batch while streaming a snapshot: a few MB of text, whatever the snapshot's size.
+WRITE_BATCH_ROWS = 1_000
+
+
+def write_rows_arrow(rows: Iterable[dict[str, Any]], path: Path, features: datasets.Features) -> tuple[str, Counter]:
+    """Stream rows into an Arrow IPC file (the format ``datasets`` memory-maps) in bounded batches;
+    returns the rows' snapshot id and their counts by source."""
+    import pyarrow as pa
+
+    schema = features.arrow_schema
+    digest, counts, batch = RowsHash(), Counter[str](), []
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        for row in rows:
+            digest.add(row)
+            counts[row["source"]] += 1
+            batch.append(row)
+            if len(batch) == WRITE_BATCH_ROWS:
+                writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=schema))
+                batch = []
+        if batch:
+            writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=schema))
+    return digest.hexdigest(), counts
 
 
 def export_snapshot(store: Store, out_root: Path, routing: dict[str, Any]) -> Snapshot:
-    """Write the current labels as a snapshot (or find the identical one) and record it in the store."""
+    """Write the current labels as a snapshot (or find the identical one) and record it in the store.
+
+    The rows stream from one query into an Arrow file in staging while their hash is computed, so
+    memory stays bounded at any size; the id is known only at the end, and when that snapshot exists
+    already the staging file is dropped and nothing final is rewritten.
+    """
     import datasets
 
     started = datetime.now(UTC)  # labels written after this moment count towards the next snapshot
     risk = estimate_label_risk(store)
-    rows = snapshot_rows(store, risk)
-    snapshot_id = content_hash(rows)
     out_root = Path(out_root)
-    final = out_root / snapshot_id
-    if (final / "snapshot.json").is_file():
-        meta = json.loads((final / "snapshot.json").read_text(encoding="utf-8"))
-        snapshot = Snapshot(
-            snapshot_id=snapshot_id,
-            path=final,
-            n_rows=meta["n_rows"],
-            counts_by_source=meta["counts_by_source"],
-            created_at=meta["created_at"],
-        )
-    else:
-        counts = dict(sorted(Counter(r["source"] for r in rows).items()))
-        snapshot = Snapshot(
-            snapshot_id=snapshot_id,
-            path=final,
-            n_rows=len(rows),
-            counts_by_source=counts,
-            created_at=started.isoformat(timespec="seconds"),
-        )
-        features = datasets.Features({name: datasets.Value(kind) for name, (kind, _) in COLUMNS.items()})
-        # Write beside the final place, then rename: readers never see half a snapshot.
-        staging = out_root / f".{snapshot_id}.{os.getpid()}.tmp"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        # from_dict, not from_list: from_list cannot build an empty dataset even with features given.
-        dataset = datasets.Dataset.from_dict({c: [r[c] for r in rows] for c in COLUMNS}, features=features)
-        dataset.save_to_disk(str(staging / "dataset"))
-        dataset.to_parquet(str(staging / "data.parquet"))
-        (staging / "README.md").write_text(dataset_card(snapshot, routing, risk), encoding="utf-8")
-        meta = {**snapshot.model_dump(mode="json", exclude={"path"}), "routing": routing, "columns": list(COLUMNS)}
-        (staging / "snapshot.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
-        try:
-            staging.rename(final)
-        except OSError:  # another process exported the same rows first; theirs is identical
-            shutil.rmtree(staging, ignore_errors=True)
+    features = datasets.Features({name: datasets.Value(kind) for name, (kind, _) in COLUMNS.items()})
+    # Write beside the final place, then rename: readers never see half a snapshot.
+    staging = out_root / f".export-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+    staging.mkdir(parents=True)
+    try:
+        snapshot_id, counts = write_rows_arrow(iter_snapshot_rows(store, risk), staging / "rows.arrow", features)
+        final = out_root / snapshot_id
+        if (final / "snapshot.json").is_file():
+            meta = json.loads((final / "snapshot.json").read_text(encoding="utf-8"))
+            snapshot = Snapshot(
+                snapshot_id=snapshot_id,
+                path=final,
+                n_rows=meta["n_rows"],
+                counts_by_source=meta["counts_by_source"],
+                created_at=meta["created_at"],
+            )
+        else:
+            snapshot = Snapshot(
+                snapshot_id=snapshot_id,
+                path=final,
+                n_rows=sum(counts.values()),
+                counts_by_source=dict(sorted(counts.items())),
+                created_at=started.isoformat(timespec="seconds"),
+            )
+            # Memory-mapped: save_to_disk and to_parquet copy it in batches.
+            dataset = datasets.Dataset.from_file(str(staging / "rows.arrow"), info=datasets.DatasetInfo(features=features))
+            dataset.save_to_disk(str(staging / "dataset"))
+            dataset.to_parquet(str(staging / "data.parquet"))
+            del dataset
+            (staging / "rows.arrow").unlink()
+            (staging / "README.md").write_text(dataset_card(snapshot, routing, risk), encoding="utf-8")
+            meta = {**snapshot.model_dump(mode="json", exclude={"path"}), "routing": routing, "columns": list(COLUMNS)}
+            (staging / "snapshot.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+            try:
+                staging.rename(final)
+            except OSError:  # another process exported the same rows first; theirs is identical
+                pass
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when renamed
     remove_stale_staging(out_root)
     store.record_snapshot(snapshot_id, snapshot.n_rows, snapshot.counts_by_source, str(final), created_at=started)
     return snapshot

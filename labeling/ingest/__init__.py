@@ -6,7 +6,7 @@ marks included); nothing here interprets it. Modules: ``readers`` (files to RawR
 ``validation`` (one field at a time), ``parse`` (rows to samples), ``into_store`` (a whole file into the store).
 """
 
-from labeling.ingest.into_store import check_input_path, ingest_file
+from labeling.ingest.into_store import check_input_path, ingest_file, ingest_records
 from labeling.ingest.parse import parse_records
 from labeling.ingest.readers import GENERIC_COLUMNS, HH_COLUMNS, RawRecord, load_records
 from labeling.ingest.validation import (
@@ -33,6 +33,7 @@ __all__ = [
     "check_metadata",
     "check_text",
     "ingest_file",
+    "ingest_records",
     "is_invisible",
     "load_records",
     "parse_records",

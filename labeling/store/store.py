@@ -347,13 +347,18 @@ class Store:
         with self._read() as conn:
             return [(k, p) for k, p in conn.execute(query)]
 
-    def iter_labeled(self) -> list[tuple[Sample, FinalLabel]]:
+    def iter_labeled(self, batch_size: int = 1_000) -> Iterator[tuple[Sample, FinalLabel]]:
+        """Every labeled sample and its final label, in id order, streamed ``batch_size`` rows at a time.
+
+        One query (a server-side cursor on PostgreSQL), so the rows are one consistent view and never
+        all in memory; the connection stays open until the iteration ends.
+        """
         label_cols = [final_labels.c[name].label(f"label_{name}") for name in FinalLabel.model_fields]
         query = select(samples, *label_cols).join(final_labels, final_labels.c.sample_id == samples.c.sample_id)
-        with self._read() as conn:
-            rows = conn.execute(query.order_by(samples.c.sample_id)).all()
         names = list(FinalLabel.model_fields)
-        return [(row_sample(r), FinalLabel(**{n: r._mapping[f"label_{n}"] for n in names})) for r in rows]
+        with self._read() as conn:
+            for r in conn.execution_options(yield_per=batch_size).execute(query.order_by(samples.c.sample_id)):
+                yield row_sample(r), FinalLabel(**{n: r._mapping[f"label_{n}"] for n in names})
 
     def record_snapshot(
         self, snapshot_id: str, n_rows: int, counts: dict[str, Any], path: str, created_at: datetime | None = None

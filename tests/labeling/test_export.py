@@ -95,3 +95,42 @@ def test_staging_left_by_a_killed_export_is_swept(tmp_path: Path) -> None:
     # The killed export's directory goes; a young one may be another worker mid-write and stays.
     assert not stale.exists() and fresh.is_dir()
     assert sorted(p.name for p in snaps.iterdir()) == sorted([snap.snapshot_id, fresh.name])
+
+
+def test_streamed_snapshot_id_is_the_content_hash_of_its_rows(tmp_path: Path) -> None:
+    from labeling.export import RowsHash, iter_snapshot_rows
+    from labeling.schemas import content_hash
+
+    st = labeled_store(tmp_path)
+    rows = list(iter_snapshot_rows(st))
+    rows.append({"prompt": "ünïcode ✓ \u202e", "confidence": 0.1 + 0.2, "n": None, "nested": {"b": 1, "a": [1.5]}})
+    for part in (rows, rows[:1], []):
+        digest = RowsHash()
+        for row in part:
+            digest.add(row)
+        assert digest.hexdigest() == content_hash(part)
+    assert export_snapshot(st, tmp_path / "snaps", ROUTING).snapshot_id == content_hash(rows[:-1])
+
+
+def test_rows_stream_to_arrow_in_bounded_batches(tmp_path: Path, monkeypatch) -> None:
+    import datasets
+    import pyarrow as pa
+
+    from labeling import export
+
+    path = tmp_path / "rows.arrow"
+    size_at_draw = []  # the file's size as each row is drawn: it grows once per batch, while rows are still drawn
+
+    def rows():
+        for i in range(7):
+            size_at_draw.append(path.stat().st_size)
+            yield {name: None for name in COLUMNS} | {"sample_id": f"r{i}", "source": "judge"}
+
+    monkeypatch.setattr(export, "WRITE_BATCH_ROWS", 3)
+    features = datasets.Features({name: datasets.Value(kind) for name, (kind, _) in COLUMNS.items()})
+    _, counts = export.write_rows_arrow(rows(), path, features)
+    assert counts == {"judge": 7}
+    grew = [i for i in range(1, 7) if size_at_draw[i] > size_at_draw[i - 1]]
+    assert grew == [3, 6]  # batches of 3 were written before rows 3 and 6 were read
+    with pa.ipc.open_stream(str(path)) as reader:
+        assert [b.num_rows for b in reader] == [3, 3, 1]

@@ -34,3 +34,28 @@ def test_chunks_insert_quarantine_and_rerun_is_a_no_op(store, tmp_path: Path) ->
 def test_a_missing_file_is_a_user_error(store, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="does not exist"):
         ingest_file(store, tmp_path / "nope.jsonl", IngestSettings())
+
+
+def test_ingest_holds_one_chunk_of_a_lazy_input(store, monkeypatch) -> None:
+    from labeling.ingest import RawRecord, ingest_records
+
+    produced = 0
+
+    def rows(n: int):
+        nonlocal produced
+        for i in range(n):
+            produced += 1
+            yield RawRecord("gen", i + 1, data={"sample_id": f"g{i}", "prompt": f"p{i}", "response_a": "a", "response_b": f"b{i}"})
+
+    stored_before: list[int] = []  # rows drawn from the input at each chunk's write, and the chunk's size
+    real_add = store.add_samples
+
+    def add_samples(batch, source):
+        stored_before.append((produced, len(batch)))
+        return real_add(batch, source)
+
+    monkeypatch.setattr(store, "add_samples", add_samples)
+    counts = ingest_records(store, rows(23), "gen", IngestSettings(batch_size=5))
+    assert counts["inserted"] == 23
+    # Each chunk is written before the next is drawn: never more than one chunk ahead of the store.
+    assert stored_before == [(5, 5), (10, 5), (15, 5), (20, 5), (23, 3)]
