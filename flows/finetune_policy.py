@@ -1,6 +1,10 @@
 """Fine-tune the SFT policy against a promoted reward model: PPO (ours), DPO, RLOO or GRPO (TRL).
 
     python -m flows.finetune_policy <reward_model_version> [ppo|dpo|rloo|grpo] [recipe.yaml]
+    accelerate launch --num_processes 8 -m flows.finetune_policy <reward_model_version> dpo recipes/dpo.yaml
+
+Under accelerate launch only rank 0 runs this flow; the other ranks join its training (DPO, RLOO,
+GRPO; PPO is single-process) and print the same result (models/training/distributed.py).
 
 Deployed as `finetune-policy`, triggered by `juryflow.reward_model.promoted` (prefect.yaml).
 The recipe's model_name_or_path must be a chat (SFT) model.
@@ -32,9 +36,10 @@ def main(argv: list[str] | None = None) -> None:
 
     def start(args):
         from juryflow.preflight import check_recipe
+        from tasks.training import run_flow_on_ranks
 
         check_recipe(args.recipe or f"recipes/{args.algorithm}.yaml", args.algorithm)
-        result = finetune_policy(args.reward_model_version, args.algorithm, args.recipe)
+        result = run_flow_on_ranks(finetune_policy, args.reward_model_version, args.algorithm, args.recipe)  # rank 0
         return result, training_line("finetune-policy", result)
 
     run_main(parser, start, argv)

@@ -1,6 +1,10 @@
 """Train a reward model on a labeling snapshot, gate it against the AI labeler, promote or reject.
 
     python -m flows.train_reward_model <snapshot_id> [recipes/reward_model.yaml]
+    accelerate launch --num_processes 8 -m flows.train_reward_model <snapshot_id> recipes/reward_model.yaml
+
+Under accelerate launch only rank 0 runs this flow (one flow run, one version, one gate); the other
+ranks join its training and print the same result (models/training/distributed.py).
 
 Deployed as `train-reward-model`, triggered by the `juryflow.labels.ready` event (prefect.yaml).
 """
@@ -31,9 +35,10 @@ def main(argv: list[str] | None = None) -> None:
 
     def start(args):
         from juryflow.preflight import check_recipe
+        from tasks.training import run_flow_on_ranks
 
         check_recipe(args.recipe, "reward_model")
-        result = train_reward_model(args.snapshot_id, args.recipe)
+        result = run_flow_on_ranks(train_reward_model, args.snapshot_id, args.recipe)  # one flow run, on rank 0
         return result, training_line("train-reward-model", result)
 
     run_main(parser, start, argv)

@@ -8,6 +8,8 @@ whole disassemblies. The run log gets the trainer's progress and one closing sum
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -20,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from labeling.records import read_active_labeler, write_active_labeler
 from models.training import config as recipes
 from models.training.data import load_preference_snapshot, snapshot_path, split_by_sample_id
+from models.training.distributed import lead_training, run_on_ranks, world_size
 from models.training.gate import GateDecision, gate_candidate
 from models.training.registry import ModelRecord, Registry
 from models.training.stages import StageRun, get_stage
@@ -38,23 +41,45 @@ class TrainingData:
     held_out: Any
 
 
-@task(name="prepare-training-data", cache_policy=NO_CACHE, log_prints=False)
-def prepare_training_data(snapshot_id: str, recipe: str, stage: str) -> TrainingData:
-    """Recipe + snapshot, checked (size, columns, split) before any model is loaded."""
+@dataclass(frozen=True)
+class TrainingJob:
+    """What the other ranks of an ``accelerate launch`` need to join rank 0's training run."""
+
+    snapshot_id: str
+    recipe_path: str
+    stage: str
+    version: str  # rank 0's registry version: every rank builds the same config (output_dir included)
+    reward_model_version: str | None
+
+
+def training_data(snapshot_id: str, recipe: str, stage: str, version: str | None = None) -> TrainingData:
+    """Recipe + snapshot, checked (size, columns, split) before any model is loaded; a new registry
+    version unless ``version`` is given (the other ranks take rank 0's)."""
     cfg = resources.settings()
     recipe_path = recipes.resolve_recipe(recipe)
     flat = recipes.read_recipe(recipe_path)
     flat.pop("__stage__", None)
     recipes.check_runnable_here(recipe_path, flat, stage)  # before a registry version is taken
+    if world_size() > 1 and not get_stage(stage).multi_process:
+        raise recipes.RecipeError(f"stage {stage!r} trains on one process, not {world_size()}: run it without "
+                                  "accelerate launch (models/training/ppo.py is single-GPU)")
     registry, kind = Registry.from_settings(cfg), get_stage(stage).kind
-    version = registry.new_version(kind, snapshot_id, flat)
+    version = version or registry.new_version(kind, snapshot_id, flat)
     output_dir = registry.version_dir(kind, version) / "trainer"
     config = recipes.load_recipe(recipe_path, get_stage(stage).config_cls, output_dir=str(output_dir))
     min_size = max(config.min_snapshot_size, cfg.training.min_snapshot_size)
     rows = load_preference_snapshot(snapshot_path(cfg.data_dir, snapshot_id), min_size)
     train, held_out = split_by_sample_id(rows, config.eval_fraction)
-    get_run_logger().info("snapshot %s: %d train / %d held-out pairs, version %s", snapshot_id, len(train), len(held_out), version)
     return TrainingData(stage, config, str(recipe_path), flat, snapshot_id, train, held_out)
+
+
+@task(name="prepare-training-data", cache_policy=NO_CACHE, log_prints=False)
+def prepare_training_data(snapshot_id: str, recipe: str, stage: str) -> TrainingData:
+    """Recipe + snapshot, checked (size, columns, split) before any model is loaded."""
+    data = training_data(snapshot_id, recipe, stage)
+    get_run_logger().info("snapshot %s: %d train / %d held-out pairs, version %s", snapshot_id, len(data.train),
+                          len(data.held_out), _version_of(data))
+    return data
 
 
 def _numbers(metrics: dict, keys) -> str:
@@ -70,19 +95,41 @@ def fit_reward_model(data: TrainingData) -> ModelRecord:
     return fit_stage(data, None)
 
 
+def _train(data: TrainingData, reward_model_version: str | None, log) -> dict:
+    registry, stage = Registry.from_settings(resources.settings()), get_stage(data.stage)
+    rm_dir = registry.model_dir("reward_model", reward_model_version) if reward_model_version else None
+    return stage.train(StageRun(data.config, data.train, data.held_out,
+                                registry.model_dir(stage.kind, _version_of(data)), rm_dir, log))
+
+
 def fit_stage(data: TrainingData, reward_model_version: str | None) -> ModelRecord:
     """Train ``data.stage`` from the stage table and register the model (policies: with their reward model)."""
     registry = Registry.from_settings(resources.settings())
     stage, version = get_stage(data.stage), _version_of(data)
-    rm_dir = registry.model_dir("reward_model", reward_model_version) if reward_model_version else None
-    run = StageRun(data.config, data.train, data.held_out, registry.model_dir(stage.kind, version), rm_dir,
-                   get_run_logger())
-    metrics = stage.train(run)
-    run.log.info("%s %s trained: %s", data.stage, version, _numbers(metrics, stage.summary_keys))
+    job = TrainingJob(data.snapshot_id, data.recipe_path, data.stage, version, reward_model_version)
+    with lead_training(job):  # under accelerate launch the other ranks train with us meanwhile (follow_training)
+        metrics = _train(data, reward_model_version, get_run_logger())
+    get_run_logger().info("%s %s trained on %d process(es): %s", data.stage, version, world_size(),
+                          _numbers(metrics, stage.summary_keys))
+    metrics = {**metrics, "n_processes": world_size()}
     if stage.kind == "policy":
         metrics = {"algorithm": data.stage, "reward_model": reward_model_version, **metrics}
     return registry.register(stage.kind, version, snapshot_id=data.snapshot_id, recipe=data.recipe,
                              recipe_path=data.recipe_path, metrics=metrics, parent_model=data.config.model_name_or_path)
+
+
+def follow_training(job: TrainingJob) -> None:
+    """A rank other than 0: rank 0's fit task without Prefect, the registry or the store; the trainer
+    writes nothing here (transformers saves on rank 0 only)."""
+    _train(training_data(job.snapshot_id, job.recipe_path, job.stage, job.version), job.reward_model_version,
+           logging.getLogger(__name__))
+
+
+def run_flow_on_ranks(flow_fn: Callable[..., dict], *args: Any) -> dict:
+    """``flow_fn(*args)``, once: on rank 0 of an ``accelerate launch`` (the only rank that talks to Prefect,
+    the registry and the store) while the other ranks follow its training; every rank returns its result.
+    Without a launcher it is just the flow call (models/training/distributed.py says why)."""
+    return run_on_ranks(partial(flow_fn, *args), follow_training)
 
 
 @task(name="gate-reward-model", cache_policy=NO_CACHE, log_prints=False)

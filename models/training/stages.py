@@ -42,6 +42,9 @@ class Stage:
     kind: Literal["reward_model", "policy"]  # the registry folder its models go to
     train: Callable[[StageRun], dict]
     summary_keys: tuple[str, ...]  # the headline numbers of its closing log line
+    # Trains correctly under `accelerate launch` with several processes (the TRL trainers do); our PPO
+    # loop has no gradient sync, so N ranks would train N different policies.
+    multi_process: bool = True
 
     @property
     def name(self) -> str:
@@ -91,7 +94,7 @@ STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
         Stage(RewardModelConfig, "reward_model", _train_reward_model, ("train_loss",)),
-        Stage(PPOConfig, "policy", _train_ppo, ("reward_first", "reward_last", "kl_last")),
+        Stage(PPOConfig, "policy", _train_ppo, ("reward_first", "reward_last", "kl_last"), multi_process=False),
         Stage(DPOStageConfig, "policy", _train_dpo, ("train_loss",)),
         Stage(RLOOStageConfig, "policy", _train_online, ("train_loss", "reward_first", "reward_last")),
         Stage(GRPOStageConfig, "policy", _train_online, ("train_loss", "reward_first", "reward_last")),
