@@ -72,9 +72,10 @@ def train_reward(
     from flows.summaries import training_line
     from flows.train_reward_model import train_reward_model
     from juryflow.preflight import check_recipe
+    from tasks.training import run_flow_on_ranks
 
     check_recipe(recipe, "reward_model")  # a recipe mistake is one line, before the flow starts
-    result = train_reward_model(snapshot_id, recipe)
+    result = run_flow_on_ranks(train_reward_model, snapshot_id, recipe)  # under accelerate launch: rank 0 only
     console().print_json(json.dumps(result))
     console().print(training_line("train-reward-model", result), soft_wrap=True)
 
@@ -89,11 +90,12 @@ def finetune(
     from flows.finetune_policy import finetune_policy
     from flows.summaries import training_line
     from juryflow.preflight import check_recipe
+    from tasks.training import run_flow_on_ranks
 
     if algorithm not in ("ppo", "dpo", "rloo", "grpo"):
         raise typer.BadParameter(f"--algorithm {algorithm!r}: use ppo, dpo, rloo or grpo")
     check_recipe(recipe or f"recipes/{algorithm}.yaml", algorithm)  # one line, before the flow starts
-    result = finetune_policy(reward_model_version, algorithm, recipe)
+    result = run_flow_on_ranks(finetune_policy, reward_model_version, algorithm, recipe)  # accelerate: rank 0 only
     console().print_json(json.dumps(result))
     console().print(training_line("finetune-policy", result), soft_wrap=True)
 
