@@ -35,7 +35,16 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _seed(store, n: int, prefix: str = "b") -> list[str]:
+def start_local_server(work: Path) -> LabelStudioServer:
+    """A Label Studio server in ``work``, from the tests' migrated template when there is one."""
+    template = Path(os.environ.get("JURYFLOW_LS_TEMPLATE_DIR", "/tmp")) / f"juryflow-ls-template-{LABEL_STUDIO_VERSION}"
+    if (template / "labelstudio").is_dir():
+        shutil.copytree(template / "labelstudio", work / "labelstudio")
+    return LabelStudioServer(work, port=_free_port()).start(timeout_s=900)
+
+
+def seed_review_queue(store, n: int, prefix: str = "b") -> list[str]:
+    """n human_pending samples, routed the way label_batch routes a judge disagreement."""
     samples = [Sample(sample_id=f"{prefix}{i:06d}", prompt=f"Prompt {i}: " + "words " * 40,
                       response_a="reply A " * 30, response_b="reply B " * 30) for i in range(n)]
     ids = [s.sample_id for s in samples]
@@ -64,10 +73,7 @@ def main() -> None:
     if args.url:
         url, token = args.url, args.token
     else:
-        template = Path(os.environ.get("JURYFLOW_LS_TEMPLATE_DIR", "/tmp")) / f"juryflow-ls-template-{LABEL_STUDIO_VERSION}"
-        if (template / "labelstudio").is_dir():
-            shutil.copytree(template / "labelstudio", work / "labelstudio")
-        server = LabelStudioServer(work, port=_free_port()).start(timeout_s=900)
+        server = start_local_server(work)
         url, token = server.url, server.token
     os.environ.update({"JURYFLOW_CONFIG": str(work / "none.yaml"), "JURYFLOW__DATA_DIR": str(work / "data"),
                        "JURYFLOW__LABELSTUDIO__URL": url, "JURYFLOW__LABELSTUDIO__API_KEY": token,
@@ -84,23 +90,23 @@ def main() -> None:
         # Warm the server up (its first requests load code and caches), then alternate raw and push
         # rounds on fresh samples and keep each one's best time: the machine is shared and noisy.
         client.sdk.projects.import_tasks(client.ensure_project("bench warm-up", 1), request=[
-            build_task(s) for s in store.get_samples(_seed(store, 20, prefix="w"))])
+            build_task(s) for s in store.get_samples(seed_review_queue(store, 20, prefix="w"))])
         raw_times, push_times = [], []
         for round_ in range(args.rounds):
-            ids = _seed(store, args.n, prefix=f"r{round_}-")
+            ids = seed_review_queue(store, args.n, prefix=f"r{round_}-")
             samples = store.get_samples(ids)  # tasks carry the pair only (annotators judge blind)
             payload = [build_task(s) for s in samples]
             t0 = time.perf_counter()  # raw SDK: the same task payloads, one bulk import, nothing else
             client.sdk.projects.import_tasks(raw_project, request=payload, return_task_ids=True)
             raw_times.append(time.perf_counter() - t0)
-            push_ids = _seed(store, args.n, prefix=f"p{round_}-")
+            push_ids = seed_review_queue(store, args.n, prefix=f"p{round_}-")
             t0 = time.perf_counter()
             push_samples(store, client, project, push_ids)
             push_times.append(time.perf_counter() - t0)
         raw_s, push_s = min(raw_times), min(push_times)
 
         # Harvest: n tasks annotated on import (per-annotation API calls would take minutes to set up).
-        harvest_ids = _seed(store, args.n, prefix="h")
+        harvest_ids = seed_review_queue(store, args.n, prefix="h")
         harvest_project = client.ensure_project("bench harvest", 1)
         me = client.sdk.users.whoami().id
         samples = store.get_samples(harvest_ids)

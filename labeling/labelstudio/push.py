@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from labeling.labelstudio.client import LabelStudioClient
-from labeling.schemas import Sample
+from labeling.schemas import ChatMessage, Sample, render_prompt
 from labeling.store import HumanTask, Store
 from labeling.store import labelstudio as ls_store
 
@@ -33,8 +34,15 @@ def build_task(sample: Sample) -> dict[str, Any]:
     judge blind (issue 11), so every task, audits included, looks the same and nothing pre-ticks an
     answer. The store keeps the AI labels, verdicts and routes; harvest and agreement read them there.
     """
-    return {"data": {"sample_id": sample.sample_id, "prompt": sample.prompt_text,
-                     "response_a": sample.response_a, "response_b": sample.response_b}}
+    return task_from_texts(sample.sample_id, sample.prompt, sample.response_a, sample.response_b)
+
+
+def task_from_texts(sample_id: str, prompt: Any, response_a: str, response_b: str) -> dict[str, Any]:
+    """build_task from the stored columns (a chat prompt as stored: a list of role/content objects)."""
+    if not isinstance(prompt, str):
+        prompt = [m if isinstance(m, ChatMessage) else ChatMessage(**m) for m in prompt]
+    return {"data": {"sample_id": sample_id, "prompt": render_prompt(prompt),
+                     "response_a": response_a, "response_b": response_b}}
 
 
 def recover_unfinished_push(store: Store, client: LabelStudioClient, project_id: int) -> list[str]:
@@ -66,10 +74,13 @@ def push_samples(store: Store, client: LabelStudioClient, project_id: int, sampl
         sample_ids = [s for s in sample_ids if s not in recorded]
     if not sample_ids:
         return PushResult(created=[], found=found)
-    samples = store.get_samples(sample_ids)
-    payload = [build_task(s) for s in samples]
     push_id = uuid.uuid4().hex
-    ls_store.record_intents(store, push_id, project_id, [s.sample_id for s in samples])
+    # The intents are written while the texts are read (a write and a read: they do not wait on each other).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        intents = pool.submit(ls_store.record_intents, store, push_id, project_id, list(sample_ids))
+        texts = ls_store.review_texts(store, sample_ids)
+        intents.result()
+    payload = [task_from_texts(*row) for row in texts]
     # Same endpoint as the SDK's projects.import_tasks, minus its per-value Python encoder.
     response = client.post_json(f"importing {len(payload)} tasks into project {project_id}",
                                 f"/api/projects/{project_id}/import", payload, params={"return_task_ids": "true"})
@@ -80,9 +91,10 @@ def push_samples(store: Store, client: LabelStudioClient, project_id: int, sampl
             f"in project {project_id}; rerun the push: it records the tasks that exist and imports only the rest"
         )
     # Label Studio creates the tasks in request order and returns their ids in that order.
-    ls_store.finish_push(store, push_id, [HumanTask(sample_id=s.sample_id, project_id=project_id, task_id=int(t))
-                                          for s, t in zip(samples, task_ids, strict=True)])
-    return PushResult(created=[s.sample_id for s in samples], found=found)
+    created = [row[0] for row in texts]
+    ls_store.finish_push(store, push_id, [HumanTask(sample_id=s, project_id=project_id, task_id=int(t))
+                                          for s, t in zip(created, task_ids, strict=True)])
+    return PushResult(created=created, found=found)
 
 
 def push_pending(store: Store, client: LabelStudioClient, project_id: int, batch_size: int = 1000) -> PushResult:

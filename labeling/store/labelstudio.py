@@ -13,8 +13,9 @@ from typing import Any
 from sqlalchemy import Table, delete, func, select
 
 from labeling.store.sql import chunks, select_in, upsert
+from labeling.store.states import unknown_samples
 from labeling.store.store import HumanTask, Store
-from labeling.store.tables import harvested_annotations, human_labels, human_tasks, push_intents
+from labeling.store.tables import harvested_annotations, human_labels, human_tasks, push_intents, samples
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,20 @@ def resolve_intents(store: Store, sample_ids: Sequence[str], found: Sequence[Hum
         store.record_human_tasks(found)
         for chunk in chunks(list(sample_ids)):
             conn.execute(delete(push_intents).where(push_intents.c.sample_id.in_(chunk)))
+
+
+def review_texts(store: Store, sample_ids: Sequence[str]) -> list[tuple[str, Any, str, str]]:
+    """(sample_id, prompt as stored, response_a, response_b) in the order of ``sample_ids``: what a task shows.
+
+    Four columns instead of whole samples: a push reads them for every task it imports.
+    """
+    cols = [samples.c.sample_id, samples.c.prompt, samples.c.response_a, samples.c.response_b]
+    with store._read() as conn:
+        rows = {r[0]: tuple(r) for r in select_in(conn, cols, samples.c.sample_id, list(sample_ids))}
+    missing = [s for s in sample_ids if s not in rows]
+    if missing:
+        raise unknown_samples(missing)
+    return [rows[s] for s in sample_ids]
 
 
 # -- tasks ------------------------------------------------------------------------------------
