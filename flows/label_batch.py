@@ -13,7 +13,7 @@ from flows.summaries import label_batch_line
 from labeling.schemas import SampleState
 from tasks import resources
 from tasks.events import emit_labels_ready
-from tasks.pipeline import ai_label_and_route, ingest_input, judge_and_merge, list_sample_ids
+from tasks.pipeline import ai_label_and_route, ingest_input, judge_and_merge, list_id_ranges
 from tasks.publish import export_dataset, publish_run_summary
 from tasks.runners import ConfiguredTaskRunner
 
@@ -25,8 +25,8 @@ from tasks.runners import ConfiguredTaskRunner
 def label_batch(input_path: str | None = None, critique: bool | None = None) -> dict:
     chunk = resources.settings().ingest.batch_size
     ingested = ingest_input(input_path) if input_path else None
-    labeled = ai_label_and_route.map(list_sample_ids(SampleState.new, chunk)).result()
-    judged = judge_and_merge.map(list_sample_ids(SampleState.judge_pending, chunk), critique=critique).result()
+    labeled = ai_label_and_route.map(list_id_ranges(SampleState.new, chunk)).result()
+    judged = judge_and_merge.map(list_id_ranges(SampleState.judge_pending, chunk), critique=critique).result()
     snapshot = export_dataset()
     emit_labels_ready(snapshot)
     summary = publish_run_summary(ingested, labeled, judged, snapshot)

@@ -1,4 +1,4 @@
-"""The label_batch steps, as Prefect tasks over chunks of sample ids.
+"""The label_batch steps, as Prefect tasks over chunks of samples (id ranges of a state).
 
 Each task is idempotent by construction: it only acts on samples still in the state it
 handles, and writes with upserts inside one transaction. A rerun after a crash therefore
@@ -17,6 +17,7 @@ from prefect import get_run_logger, task
 from labeling.cascade import JudgeStageCounts, LabelerStageCounts, judge_and_route, label_and_route
 from labeling.ingest import ingest_file
 from labeling.schemas import SampleState
+from labeling.store import IdRange
 from tasks import resources
 from tasks.retries import retry_transient
 
@@ -38,24 +39,26 @@ def ingest_input(input_path: str) -> dict:
     return ingest_file(resources.store(cfg), input_path, cfg.ingest, on_quarantine=log_first)
 
 
-@task(name="list-samples")
-def list_sample_ids(state: SampleState, chunk_size: int) -> list[list[str]]:
-    ids = resources.store().ids_in_state(state)
-    return [ids[i : i + chunk_size] for i in range(0, len(ids), chunk_size)]
+@task(name="list-id-ranges")
+def list_id_ranges(state: SampleState, chunk_size: int) -> list[IdRange]:
+    """The state's samples as chunks named by their first and last id: 50 small values for 100k samples,
+    where a list of every id would sit in the flow's memory as this task's result and each chunk's parameters."""
+    return resources.store().id_ranges(state, chunk_size)
 
 
 @task(name="ai-label-and-route", **RETRY)
-def ai_label_and_route(sample_ids: list[str]) -> LabelerStageCounts:
+def ai_label_and_route(chunk: IdRange) -> LabelerStageCounts:
     cfg = resources.settings()
     st = resources.store(cfg)
-    return label_and_route(st, sample_ids, resources.labeler(cfg), resources.policy_for(cfg, st))
+    return label_and_route(st, st.ids_in_range(chunk), resources.labeler(cfg), resources.policy_for(cfg, st))
 
 
 @task(name="judge-and-merge", **RETRY)
-def judge_and_merge(sample_ids: list[str], critique: bool | None = None) -> JudgeStageCounts:
+def judge_and_merge(chunk: IdRange, critique: bool | None = None) -> JudgeStageCounts:
     """Judge both A/B orders, then accept the judge's label or escalate to a human."""
     cfg = resources.settings()
     st = resources.store(cfg)
+    sample_ids = st.ids_in_range(chunk)
     # Critiques for the reviewers only when verdicts carry none already (judge.critique, or critique=True).
     wants_critiques = cfg.judge.critique_escalated and not cfg.judge.critique and critique is not True
     critic = (lambda: resources.judge(cfg, critique=True)) if wants_critiques else None
