@@ -128,3 +128,21 @@ def test_reconcile_without_a_project_is_a_one_line_error(ls_env):
     code, lines = _reconcile_cli()
     assert code == 2 and len(lines) == 1 and "no Label Studio project titled" in lines[0]
 
+
+
+def test_the_harvest_flow_publishes_the_reconcile_summary(ls_env, ls_admin, prefect_harness):
+    from prefect.artifacts import Artifact
+
+    from flows.harvest_reviews import harvest_reviews
+
+    seed_human_pending(make_samples(2))
+    result = harvest_reviews(retry_delay_seconds=[0])
+    assert (result["reconcile"]["unexplained"], result["reconcile"]["pushed"]) == (0, 2)
+    assert "reconcile: 0 unexplained (pushed 2, in Label Studio 2," in Artifact.get("labelstudio-reconcile").data
+
+    ls_admin.sdk.tasks.delete(str(resources.store().get_human_tasks()["s0000"].task_id))
+    result = harvest_reviews(retry_delay_seconds=[0])  # a difference is reported, not a failed run
+    assert result["reconcile"]["kinds"] == {"missing_in_labelstudio:unexplained": 1}
+    markdown = Artifact.get("labelstudio-reconcile").data
+    assert "**reconcile: 1 unexplained (pushed 2, in Label Studio 1," in markdown
+    assert "| missing_in_labelstudio | 1 | 0 |" in markdown and "sample s0000" in markdown
