@@ -11,6 +11,7 @@ import json
 import os
 import uuid
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from sqlalchemy import create_engine, select, text
 from tests.flows import counting_models
 
 PG_URL = os.environ.get("JURYFLOW_TEST_PG_URL")
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [
     pytest.mark.integration,
@@ -72,9 +74,9 @@ def store_contents(url: str) -> dict[str, list[str]]:
     return out
 
 
-def run_label_batch(base: Path, store_url: str, start, **env: str) -> dict:
-    """Run ``start()`` (a label_batch flow call) with fresh settings; its store, snapshot rows and model log."""
-    from labeling.export import load_snapshot
+@contextmanager
+def run_settings(base: Path, store_url: str, **env: str):
+    """Fresh settings for one run, in this process's environment (which a local cluster's workers inherit)."""
     from tasks import resources
 
     with pytest.MonkeyPatch.context() as mp:
@@ -87,12 +89,20 @@ def run_label_batch(base: Path, store_url: str, start, **env: str) -> dict:
         mp.setenv("JURYFLOW__ROUTING__AUDIT_RATE", "0.1")
         for key, value in env.items():
             mp.setenv(key, value)
-        (base / "data").mkdir(parents=True)
+        (base / "data").mkdir(parents=True, exist_ok=True)
         resources.release_models()
         try:
-            summary = start(mp)
+            yield mp
         finally:
             resources.release_models()
+
+
+def run_label_batch(base: Path, store_url: str, start, **env: str) -> dict:
+    """Run ``start(monkeypatch)`` (a label_batch flow call) under run_settings; its store, snapshot and model log."""
+    from labeling.export import load_snapshot
+
+    with run_settings(base, store_url, **env) as mp:
+        summary = start(mp)
     snapshot = load_snapshot(summary["snapshot_path"])
     return {
         "summary": summary,
@@ -148,17 +158,46 @@ def test_dask_run_from_settings_equals_serial(serial_run, pg_schema_url, input_p
     assert_chunks_spread_and_models_loaded_once(dask["events"])
 
 
+@pytest.fixture(scope="module")
+def ray_run_settings(pg_schema_url, tmp_path_factory):
+    """A local Ray started once for the module, as tasks/runners.py would start it for the Ray run's settings.
+
+    Started here rather than by the flow's runner (which then joins it) so that one slow start can be
+    retried: Ray gives its raylet a fixed 30 s to register (ray/_private/node.py), which a loaded
+    2-core machine can miss. Its processes keep the environment they start with, so the run's settings
+    are set first, and the Ray test runs with the same ones.
+    """
+    import ray
+
+    from labeling.settings import load_settings
+    from tasks.runners import build_task_runner
+
+    # Ray runs the setup hook before it hands a worker the driver's sys.path: the hook's module must
+    # be importable from PYTHONPATH. A small object store: chunk results are a few counts.
+    options = {"runtime_env": {"worker_process_setup_hook": f"{counting_models.__name__}.install",
+                               "env_vars": {"PYTHONPATH": str(REPO)}},
+               "object_store_memory": 100 * 2**20}  # fmt: skip
+    base, url = tmp_path_factory.mktemp("ray"), pg_schema_url()
+    env = {"JURYFLOW__TASK_RUNNER__KIND": "ray", "JURYFLOW__TASK_RUNNER__CLUSTER_OPTIONS": json.dumps(options)}
+    with run_settings(base, url, **env):
+        init_kwargs = build_task_runner(load_settings().task_runner).init_kwargs
+        for attempt in range(3):
+            try:
+                ray.init(**init_kwargs)
+                break
+            except Exception as exc:
+                if "timed out during startup" not in str(exc) or attempt == 2:
+                    raise
+                ray.shutdown()
+    yield base, url, env
+    ray.shutdown()
+
+
 @pytest.mark.slow
-def test_ray_run_from_a_flow_parameter_equals_serial(serial_run, pg_schema_url, input_path, tmp_path_factory):
+def test_ray_run_from_a_flow_parameter_equals_serial(serial_run, ray_run_settings, input_path):
     from flows.label_batch_cluster import label_batch_cluster
 
-    # A small object store: chunk results are a few counts, and the default reserves 30% of RAM.
-    options = {"runtime_env": {"worker_process_setup_hook": f"{counting_models.__name__}.install"},
-               "object_store_memory": 100 * 2**20}  # fmt: skip
-    ray = run_label_batch(
-        tmp_path_factory.mktemp("ray"), pg_schema_url(),
-        lambda mp: label_batch_cluster(str(input_path), runner="ray", workers=2),
-        JURYFLOW__TASK_RUNNER__KIND="ray", JURYFLOW__TASK_RUNNER__CLUSTER_OPTIONS=json.dumps(options),
-    )  # fmt: skip
+    base, url, env = ray_run_settings
+    ray = run_label_batch(base, url, lambda mp: label_batch_cluster(str(input_path), runner="ray", workers=2), **env)
     assert_same_as_serial(ray, serial_run)
     assert_chunks_spread_and_models_loaded_once(ray["events"])

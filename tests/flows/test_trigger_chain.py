@@ -165,8 +165,8 @@ def test_prefect_yaml_shares_pools_and_limits_training():
 
     spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
     by_name = {d["name"]: d for d in spec["deployments"]}
-    assert set(by_name) == {"label-batch", "harvest-reviews", "recalibrate", "train-reward-model", "finetune-policy",
-                            "evaluate-routing"}
+    assert set(by_name) == {"label-batch", "label-batch-dask", "harvest-reviews", "recalibrate", "train-reward-model",
+                            "finetune-policy", "evaluate-routing"}
     for name in ("train-reward-model", "finetune-policy"):
         assert by_name[name]["work_pool"]["name"] == "juryflow-gpu"
         assert by_name[name]["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
