@@ -138,7 +138,8 @@ def main() -> None:
         for n in args.sizes:
             r = measure(backend, n, work, args.pg_url, args.batch_size)
             results.append(r)
-            print(f"{backend:9} {n:8d} {r['seconds']:8.1f} {r['samples_per_s']:10,.0f} {r['peak_rss_mb']:12,.0f}", flush=True)
+            line = f"{backend:9} {n:8d} {r['seconds']:8.1f} {r['samples_per_s']:10,.0f} {r['peak_rss_mb']:12,.0f}"
+            print(line, flush=True)
         small, big = results[0], results[-1]
         ratio = big["samples_per_s"] / small["samples_per_s"]
         rss_ok = big["peak_rss_mb"] < RSS_TARGET_MB

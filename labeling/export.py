@@ -164,7 +164,8 @@ def export_snapshot(store: Store, out_root: Path, routing: dict[str, Any]) -> Sn
                 created_at=started.isoformat(timespec="seconds"),
             )
             # Memory-mapped: save_to_disk and to_parquet copy it in batches.
-            dataset = datasets.Dataset.from_file(str(staging / "rows.arrow"), info=datasets.DatasetInfo(features=features))
+            info = datasets.DatasetInfo(features=features)
+            dataset = datasets.Dataset.from_file(str(staging / "rows.arrow"), info=info)
             dataset.save_to_disk(str(staging / "dataset"))
             dataset.to_parquet(str(staging / "data.parquet"))
             del dataset

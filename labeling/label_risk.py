@@ -203,7 +203,7 @@ def _latest_votes(labels) -> list[str]:
 
 def estimate_label_risk(store: Store) -> LabelRisk:
     """Fit the judge and annotator estimates from what the store holds (audits, overlap votes, thresholds)."""
-    finals = store.get_final_labels()
+    finals = store.get_final_labels(sources=HUMAN_SOURCES)  # judge labels grow with every batch: not read
     human_ids = sorted(s for s, f in finals.items() if f.source in HUMAN_SOURCES)
     routes, verdicts = store.get_routes(human_ids), store.get_verdicts(human_ids)
     stale = stale_sample_ids(store)  # audits from before a drift alarm describe an older stream

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import partial
@@ -25,6 +25,7 @@ from labeling.schemas import (
     FinalLabel,
     HumanLabel,
     JudgeVerdict,
+    LabelSource,
     QuarantineRecord,
     Route,
     Sample,
@@ -284,13 +285,23 @@ class Store:
             advance(conn, {label.sample_id: S.labeled for label in labels})
             upsert(conn, final_labels, rows, cols)
 
-    def get_final_labels(self, ids: Sequence[str] | None = None) -> dict[str, FinalLabel]:
+    def get_final_labels(
+        self, ids: Sequence[str] | None = None, sources: Collection[LabelSource] | None = None
+    ) -> dict[str, FinalLabel]:
+        """The final labels of ``ids`` (default: all). ``sources`` keeps only labels from those sources,
+        read in the query: the human ones stay few while judge labels grow with every batch."""
+        query = select(final_labels)
+        if sources is not None:
+            query = query.where(final_labels.c.source.in_(sorted(LabelSource(s).value for s in sources)))
         with self._read() as conn:
             if ids is None:
-                rows = conn.execute(select(final_labels).order_by(final_labels.c.sample_id)).all()
+                rows = conn.execute(query.order_by(final_labels.c.sample_id)).all()
             else:
                 rows = select_in(conn, [final_labels], final_labels.c.sample_id, ids)
-        return {r.sample_id: FinalLabel(**fields(r, FinalLabel)) for r in rows}
+        labels = {r.sample_id: FinalLabel(**fields(r, FinalLabel)) for r in rows}
+        if sources is not None and ids is not None:
+            labels = {i: label for i, label in labels.items() if label.source in sources}
+        return labels
 
     def record_human_labels(self, labels: Sequence[HumanLabel]) -> None:
         cols = ["sample_id", "annotator", "choice", "reason", "cancelled"]

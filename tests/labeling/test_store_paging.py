@@ -74,3 +74,18 @@ def test_pages_follow_the_cursor_while_the_state_drains(store: Store) -> None:
         send_to_humans(store, page)  # what a stage does to each chunk before the next is read
     assert pages == [ids[:4], ids[4:8], ids[8:]]
     assert store.id_ranges(SampleState.new, 4) == []
+
+
+def test_final_labels_by_source_are_filtered_in_the_query(store: Store) -> None:
+    from labeling.schemas import FinalLabel, LabelSource
+
+    ids = [s.sample_id for s in make_samples(4)]
+    store.add_samples(make_samples(4), "fixture")
+    send_to_humans(store, ids)
+    sources = [LabelSource.judge, LabelSource.human, LabelSource.human_over_judge, LabelSource.judge]
+    labels = [FinalLabel(sample_id=i, preferred="A", source=s, n_annotators=1) for i, s in zip(ids, sources)]
+    store.record_final_labels(labels)
+    humans = (LabelSource.human, LabelSource.human_over_judge)
+    assert list(store.get_final_labels(sources=humans)) == ids[1:3]
+    assert list(store.get_final_labels(ids[2:], sources=humans)) == [ids[2]]
+    assert len(store.get_final_labels()) == 4
