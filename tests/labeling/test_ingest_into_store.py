@@ -48,7 +48,7 @@ def test_ingest_holds_one_chunk_of_a_lazy_input(store, monkeypatch) -> None:
             data = {"sample_id": f"g{i}", "prompt": f"p{i}", "response_a": "a", "response_b": f"b{i}"}
             yield RawRecord("gen", i + 1, data=data)
 
-    stored_before: list[int] = []  # rows drawn from the input at each chunk's write, and the chunk's size
+    stored_before: list[tuple[int, int]] = []  # rows drawn from the input at each chunk's write, and the chunk's size
     real_add = store.add_samples
 
     def add_samples(batch, source):
