@@ -1,0 +1,267 @@
+"""Does p_wrong pay? Noise-aware against plain reward models, on labels whose noise differs by source (issue 16).
+
+    OMP_NUM_THREADS=1 python benchmarks/noise_aware.py --seeds 10 --out bench-noise-aware
+
+Two data sets, each over ``--seeds`` seeds; the figures are clean held-out pairwise accuracy, mean and
+standard deviation, and the paired difference (noise-aware minus plain) with the seeds it won.
+
+1. **Generated cascade.** Pairs of feature vectors with a known true reward (linear in 16 features).
+   A noisy AI labeler routes its confident pairs to a noisy judge; where they agree the judge's label
+   is accepted, everything else goes to humans (one annotator, or three), who err more on close
+   pairs. So the flip rate differs by source and by confidence, as in a real cascade. ``p_wrong`` is
+   *estimated* as juryflow estimates it (labeling/label_risk.py): from a random 10 % audit with
+   careful labels, and from annotator overlap. The reward model is a small MLP trained full-batch,
+   once with the plain Bradley-Terry loss and once with soft targets 1 - p_wrong
+   (models/training/noise_aware.soft_target_loss, the noise-aware trainer's loss); accuracy is
+   against the true preference on fresh pairs.
+2. **HH-RLHF harmless (shared file).** MiniLM pair features (the embedding labeler's), split in
+   halves per seed. In the training half 30 % keep the crowd label (p_wrong 0: the crowd is the
+   reference); the rest get simulated AI labels, the crowd label flipped with probability 1 - c for
+   a simulated judge confidence c ~ U(0.55, 1); p_wrong is estimated from a 15 % audit of them. A
+   linear head (the embedding labeler's form) is fitted plain, noise-aware, and noise-aware with
+   the true flip probabilities; accuracy is against the crowd labels of the other half.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from labeling.label_risk import LabelRisk, annotator_risk, fit_judge_risk  # noqa: E402
+from labeling.schemas import FinalLabel, LabelSource  # noqa: E402
+from models.training.noise_aware import soft_target_loss  # noqa: E402
+
+HH_DEV = REPO.parent / "shared" / "data" / "hh-rlhf-harmless-dev.jsonl.gz"
+DIM = 16
+AUDIT_RATE = 0.10
+
+
+# -- 1. generated cascade -------------------------------------------------------------------------
+
+
+def cascade_labels(gap: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Labels (1 = A preferred), their source and estimated p_wrong for pairs whose true reward gap is ``gap``."""
+    n = gap.size
+    truth = gap > 0
+    labeler = gap + rng.normal(0, 1.2, n)  # the AI labeler's score
+    judge = gap + rng.normal(0, 1.0, n)  # the judge's, with errors of its own
+    judge_conf = 1 / (1 + np.exp(-np.abs(judge)))
+    to_judge = np.abs(labeler) >= np.quantile(np.abs(labeler), 0.45)  # the confident 55 %
+    accepted = to_judge & ((judge > 0) == (labeler > 0))
+    eps = 0.08 + 0.25 * np.exp(-np.abs(gap))  # annotators err more on close pairs
+    n_votes = np.where(rng.random(n) < 0.3, 3, 1)
+    wrong_votes = rng.binomial(n_votes, eps)
+    human_says_truth = wrong_votes * 2 < n_votes
+    label = np.where(accepted, judge > 0, np.where(human_says_truth, truth, ~truth))
+    top = np.maximum(wrong_votes, n_votes - wrong_votes)
+
+    # p_wrong as juryflow estimates it: accepted audits (careful labels) and annotator overlap.
+    audited = rng.random(n) < AUDIT_RATE
+    curve = fit_judge_risk(judge_conf[audited & accepted], ((judge > 0) != truth)[audited & accepted])
+    overlap = ~accepted & (n_votes == 1) & (rng.random(n) < AUDIT_RATE)  # a second annotator on 10 %
+    second_wrong = rng.random(n) < eps
+    units = [["A"] * (v - w) + ["B"] * w for v, w in zip(n_votes[n_votes == 3], wrong_votes[n_votes == 3])]
+    pairs_of_votes = zip(wrong_votes[overlap] > 0, second_wrong[overlap], strict=True)
+    units += [["B" if w1 else "A", "B" if w2 else "A"] for w1, w2 in pairs_of_votes]
+    risk = LabelRisk(judge=curve, annotator=annotator_risk(units))
+    def final(i: int) -> FinalLabel:
+        if accepted[i]:
+            return FinalLabel(sample_id=str(i), preferred="A", source=LabelSource.judge, confidence=judge_conf[i])
+        return FinalLabel(sample_id=str(i), preferred="A", source=LabelSource.human,
+                          confidence=top[i] / n_votes[i], n_annotators=int(n_votes[i]))  # fmt: skip
+
+    p_wrong = np.array([risk.p_wrong(final(i)) for i in range(n)], dtype=float)
+    source = np.where(accepted, "judge", np.where(n_votes == 3, "majority of 3", "one annotator"))
+    return {"label": label, "p_wrong": p_wrong, "source": source, "wrong": label != truth}
+
+
+def mixture_loss(z: torch.Tensor, p_wrong: torch.Tensor) -> torch.Tensor:
+    """-log P(observed label) when it was flipped with probability p: (1 - p) sigmoid(z) + p sigmoid(-z).
+
+    A diagnostic arm, not a trainer: unlike soft targets its loss on a row the model thinks flipped is
+    bounded by -log p, so such a row can be outvoted instead of memorised.
+    """
+    p = p_wrong.to(z.dtype)
+    return -torch.logaddexp(torch.log1p(-p) + F.logsigmoid(z), torch.log(p) + F.logsigmoid(-z)).mean()
+
+
+LOSSES = {"plain": soft_target_loss, "noise_aware": soft_target_loss, "noise_mixture": mixture_loss}
+
+
+def train_reward(xa, xb, label, p_wrong, seed: int, kind: str, loss_fn) -> torch.nn.Module:
+    """A reward model on (chosen, rejected) features, full batch, 400 Adam steps (long enough to fit flipped
+    labels: where noise costs). ``kind`` "mlp" can memorise (as real reward models can); "linear" is
+    the true model's own form."""
+    torch.manual_seed(seed)
+    if kind == "mlp":
+        model = torch.nn.Sequential(torch.nn.Linear(DIM, 64), torch.nn.ReLU(), torch.nn.Linear(64, 1))
+    else:
+        model = torch.nn.Linear(DIM, 1, bias=False)
+    chosen = torch.tensor(np.where(label[:, None], xa, xb), dtype=torch.float)  # (N, D)
+    rejected = torch.tensor(np.where(label[:, None], xb, xa), dtype=torch.float)  # (N, D)
+    p = torch.tensor(p_wrong, dtype=torch.float)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(400):
+        opt.zero_grad()
+        margin = (model(chosen) - model(rejected)).squeeze(-1)  # (N,)
+        loss_fn(margin, p).backward()
+        opt.step()
+    return model
+
+
+def run_cascade(seed: int, n_train: int, n_test: int) -> dict:
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0, 1, DIM) / math.sqrt(DIM)  # |w| ~ 1: true gaps have sd ~ 1.4, comparable to the noise
+
+    def pairs(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        xa, xb = rng.normal(0, 1, (n, DIM)), rng.normal(0, 1, (n, DIM))
+        return xa, xb, (xa - xb) @ w
+
+    xa, xb, gap = pairs(n_train)
+    labels = cascade_labels(gap, rng)
+    ta, tb, tgap = pairs(n_test)
+    sources = np.unique(labels["source"])
+    out = {"flip_rate": {s: float(labels["wrong"][labels["source"] == s].mean()) for s in sources},
+           "mean_p_wrong": {s: float(labels["p_wrong"][labels["source"] == s].mean()) for s in sources}}  # fmt: skip
+    for kind in ("mlp", "linear"):
+        for arm, loss_fn in LOSSES.items():
+            p = np.zeros(n_train) if arm == "plain" else labels["p_wrong"]
+            model = train_reward(xa, xb, labels["label"], p, seed, kind, loss_fn)
+            with torch.no_grad():
+                score = model(torch.tensor(ta, dtype=torch.float)) - model(torch.tensor(tb, dtype=torch.float))
+            out[f"{kind}_{arm}"] = float(((score.squeeze(-1).numpy() > 0) == (tgap > 0)).mean())
+    return out
+
+
+# -- 2. HH-RLHF harmless with simulated AI labels -------------------------------------------------
+
+
+def hh_features(cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(N, F) odd pair features and (N,) crowd labels (1 = A preferred), encoded once and cached."""
+    if cache.is_file():
+        data = np.load(cache)
+        return data["x"], data["y"]
+    from labeling.ingest import load_records, parse_records
+    from labeling.settings import IngestSettings
+    from models.labelers.embedding import load_encoder, pair_features
+
+    samples, _ = parse_records(load_records(HH_DEV), IngestSettings())
+    x = pair_features(load_encoder(), samples)
+    y = np.array([s.reference_label == "A" for s in samples])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, x=x, y=y)
+    return x, y
+
+
+def fit_linear_head(x: np.ndarray, label: np.ndarray, p_wrong: np.ndarray, loss_fn, c: float = 0.05) -> np.ndarray:
+    """The embedding head's form (no intercept, odd features), L2 as sklearn's C, fitted by L-BFGS."""
+    xs = torch.tensor(np.where(label[:, None], x, -x), dtype=torch.double)  # chosen-minus-rejected features
+    p = torch.tensor(p_wrong, dtype=torch.double)
+    w = torch.zeros(x.shape[1], dtype=torch.double, requires_grad=True)
+    opt = torch.optim.LBFGS([w], max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = loss_fn(xs @ w, p) + (w @ w) / (2 * c * len(xs))
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach().numpy()
+
+
+def run_hh(seed: int, x: np.ndarray, y: np.ndarray, human_share: float = 0.3) -> dict:
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(y))
+    train, test = order[: len(y) // 2], order[len(y) // 2 :]
+    is_ai = rng.random(train.size) >= human_share
+    conf = rng.uniform(0.55, 1.0, train.size)
+    flip = is_ai & (rng.random(train.size) < 1 - conf)
+    label = np.where(flip, ~y[train], y[train])
+    audited = is_ai & (rng.random(train.size) < 0.15)
+    curve = fit_judge_risk(conf[audited], flip[audited])
+    p_est = np.where(is_ai, [curve.at(float(c)) for c in conf], 0.0)
+    out = {"ai_flip_rate": float(flip[is_ai].mean()), "mean_p_wrong_ai": float(p_est[is_ai].mean())}
+    true_p = np.where(is_ai, 1 - conf, 0.0)
+    arms = {"plain": (np.zeros(train.size), soft_target_loss), "noise_aware": (p_est, soft_target_loss),
+            "noise_aware_true_p": (true_p, soft_target_loss), "noise_mixture": (p_est, mixture_loss)}  # fmt: skip
+    for name, (p, loss_fn) in arms.items():
+        w = fit_linear_head(x[train], label, p, loss_fn)
+        out[name] = float(((x[test] @ w > 0) == y[test]).mean())
+    return out
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def summarize(runs: list[dict], arms: tuple[str, ...]) -> dict:
+    """Mean and sd per arm; each later arm also minus the first (the plain one), paired by seed."""
+    def stats(values: list[float]) -> dict:
+        return {"mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+    summary = {arm: stats([r[arm] for r in runs]) for arm in arms}
+    for arm in arms[1:]:
+        diff = [r[arm] - r[arms[0]] for r in runs]
+        wins, ties = sum(d > 0 for d in diff), sum(d == 0 for d in diff)
+        summary[f"{arm}_minus_plain"] = {**stats(diff), "wins": wins, "ties": ties}
+    return summary
+
+
+def table(title: str, summary: dict, arms: tuple[str, ...], n: int) -> str:
+    lines = [f"{title} ({n} seeds)", "| arm | accuracy mean | sd | minus plain | sd | wins |", "|---" * 6 + "|"]
+    for arm in arms:
+        s, d = summary[arm], summary.get(f"{arm}_minus_plain")
+        diff = f"{d['mean']:+.4f} | {d['sd']:.4f} | {d['wins']}/{n}" if d else "| |"
+        lines.append(f"| {arm} | {s['mean']:.4f} | {s['sd']:.4f} | {diff} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=10, help="seeds per data set (at least 5)")
+    parser.add_argument("--n-train", type=int, default=1500, help="generated training pairs")
+    parser.add_argument("--out", type=Path, default=Path("bench-noise-aware"))
+    parser.add_argument("--skip-hh", action="store_true", help="only the generated cascade")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    report: dict = {}
+    runs = [run_cascade(seed, args.n_train, 4000) for seed in range(args.seeds)]
+    report["cascade"] = {"runs": runs}
+    for kind in ("mlp", "linear"):
+        arms = tuple(f"{kind}_{arm}" for arm in LOSSES)
+        report["cascade"][f"summary_{kind}"] = summarize(runs, arms)
+        title = f"generated cascade, {kind} reward model, clean held-out accuracy"
+        print(table(title, report["cascade"][f"summary_{kind}"], arms, args.seeds))
+    print("seed 0 flip rate by source:", json.dumps(runs[0]["flip_rate"]))
+    print("seed 0 mean p_wrong by source:", json.dumps(runs[0]["mean_p_wrong"]))
+    if not args.skip_hh:
+        if not HH_DEV.is_file():
+            print(f"HH-RLHF dev file not found at {HH_DEV}: skipping the HH part (it lives in ../shared/data)")
+        else:
+            x, y = hh_features(args.out / "hh_features.npz")
+            hh_runs = [run_hh(seed, x, y) for seed in range(args.seeds)]
+            hh_arms = ("plain", "noise_aware", "noise_aware_true_p", "noise_mixture")
+            report["hh"] = {"runs": hh_runs, "summary": summarize(hh_runs, hh_arms)}
+            title = "HH-RLHF harmless, held-out agreement with the crowd"
+            print(table(title, report["hh"]["summary"], hh_arms, args.seeds))
+            first = hh_runs[0]
+            print(f"seed 0: simulated AI flip rate {first['ai_flip_rate']:.3f}, "
+                  f"mean p_wrong {first['mean_p_wrong_ai']:.3f}")  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "noise_aware.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
