@@ -1,6 +1,6 @@
 """Extract the command-line options of a pinned OpenRLHF release into a JSON file juryflow checks commands against.
 
-    python -m venv /tmp/openrlhf-venv && /tmp/openrlhf-venv/bin/pip install --no-deps openrlhf==0.11.2
+    uv venv /tmp/openrlhf-venv && VIRTUAL_ENV=/tmp/openrlhf-venv uv pip install --no-deps openrlhf==0.11.2
     .venv/bin/python scripts/extract_openrlhf_options.py \
         /tmp/openrlhf-venv/lib/python3.11/site-packages/openrlhf/cli/train_ppo_ray.py \
         models/training/external/openrlhf_0.11.2_train_ppo_ray_options.json
