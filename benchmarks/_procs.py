@@ -72,19 +72,24 @@ def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) 
     raise RuntimeError(f"{url} did not answer within {timeout_s:.0f} s; see {log}")
 
 
-def start_prefect_server(home: Path, timeout_s: float = 240.0, extra_env: dict[str, str] | None = None,
-                         ) -> tuple[subprocess.Popen, str]:
-    """One local `prefect server start` (own PREFECT_HOME and SQLite database, a free port)."""
+def launch_prefect_server(home: Path, extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """Start a local `prefect server start` (own PREFECT_HOME and SQLite database, a free port) without
+    waiting for it, so other servers can start meanwhile; ``wait_healthy(url + "/health", ...)`` then."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_ENABLED="false",
                **(extra_env or {}))
-    log_path = home / "server.log"
-    with open(log_path, "w") as log:  # the child keeps its own handle
+    with open(home / "server.log", "w") as log:  # the child keeps its own handle
         proc = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True, stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/api"
-    wait_healthy(f"{url}/health", proc, log_path, timeout_s)
+    return proc, f"http://127.0.0.1:{port}/api"
+
+
+def start_prefect_server(home: Path, timeout_s: float = 240.0, extra_env: dict[str, str] | None = None,
+                         ) -> tuple[subprocess.Popen, str]:
+    """One shared Prefect API for every run, so a restart does not pay the ephemeral start-up."""
+    proc, url = launch_prefect_server(home, extra_env)
+    wait_healthy(f"{url}/health", proc, home / "server.log", timeout_s)
     return proc, url
 
 
