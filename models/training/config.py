@@ -65,8 +65,9 @@ class NoiseAwareFields:
     noise_aware: bool = field(
         default=False,
         metadata={
-            "help": "Soften each pair's target by its p_wrong (models/training/noise_aware.py); "
-            "benchmarks/noise_aware.py measures what it buys (issue 16)."
+            "help": "Soften each pair's target by its p_wrong (models/training/noise_aware.py). Off by default: "
+            "in benchmarks/noise_aware.py it cost a flexible reward model 5.6 points of clean accuracy "
+            "and gained a linear one 0.3 (issue 16)."
         },
     )
 
