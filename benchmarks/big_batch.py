@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -135,6 +136,13 @@ def main() -> None:
         print("big_batch: no --pg-url or $JURYFLOW_TEST_PG_URL, so PostgreSQL is skipped", file=sys.stderr)
 
     work = Path(tempfile.mkdtemp(prefix="juryflow-big-batch-"))
+    try:
+        report(backends, args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # inputs and stores: a few hundred MB at 100k
+
+
+def report(backends: list[str], args: argparse.Namespace, work: Path) -> None:
     print(f"{'backend':9} {'samples':>8} {'seconds':>8} {'samples/s':>10} {'per CPU-s':>10} {'peak RSS MB':>12}")
     for backend in backends:
         results = []
