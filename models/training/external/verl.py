@@ -1,6 +1,7 @@
 """A snapshot as verl's RL prompt set: one Parquet file in the schema verl's PPO trainer reads.
 
-Pinned: verl==0.9.1 (the PyPI wheel). Where each column is read in that release:
+Pinned: verl==0.9.1 (the PyPI wheel). ``RLHFDataset._read_files_and_tokenize`` loads a ``.parquet``
+file with ``datasets.load_dataset("parquet")``. Where each column is read in that release:
 
 - ``prompt``: chat messages; ``verl/utils/dataset/rl_dataset.py::RLHFDataset`` reads
   ``config.get("prompt_key", "prompt")`` and builds the raw chat from it (``_build_messages``).
