@@ -16,13 +16,15 @@ from tasks.review import ensure_project, harvest, publish_agreement, publish_rec
 
 
 @flow(name="harvest-reviews")
-def harvest_reviews(retry_delay_seconds: list[float] | None = None) -> dict:
-    """``retry_delay_seconds`` overrides the tasks' backoff (tests use short delays)."""
+def harvest_reviews(retry_delay_seconds: list[float] | None = None, reconcile: bool = True) -> dict:
+    """``retry_delay_seconds`` overrides the tasks' backoff (tests use short delays). ``reconcile``: walk the
+    whole project (about 4 ms a task on a busy 2-core machine, so minutes at 50k tasks); a deployment on a
+    short schedule over a big project can turn it off and run `juryflow labelstudio reconcile` nightly."""
     opts = {"retry_delay_seconds": retry_delay_seconds} if retry_delay_seconds is not None else {}
     project_id = ensure_project.with_options(**opts)()
     pushed = push_pending.with_options(**opts)(project_id)
     harvested = harvest.with_options(**opts)(project_id)
-    reconciled = publish_reconcile.with_options(**opts)(project_id)
+    reconciled = publish_reconcile.with_options(**opts)(project_id) if reconcile else None
     agreement = publish_agreement()
     result = {"project_id": project_id, "pushed": pushed, "harvested": harvested, "reconcile": reconciled,
               "agreement": agreement}
