@@ -14,7 +14,7 @@ from prefect import flow
 from flows._main import parser_for, run_main
 from flows.label_batch import label_batch
 from flows.summaries import label_batch_line
-from tasks.runners import RunnerKind, build_task_runner, runner_settings
+from tasks.runners import RunnerKind, build_task_runner, runner_settings, shared_prefect_api
 
 
 @flow(name="label-batch-cluster")
@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> None:
 
         runner_settings(args.runner, args.workers, args.address)  # a bad value is one line here, not a failed run
         check_input_path(args.input_path)
-        summary = label_batch_cluster(args.input_path, runner=args.runner, workers=args.workers, address=args.address)
+        with shared_prefect_api():  # without PREFECT_API_URL, one temporary API for the flow and its workers
+            summary = label_batch_cluster(args.input_path, runner=args.runner, workers=args.workers,
+                                          address=args.address)  # fmt: skip
         return summary, label_batch_line(summary)
 
     run_main(parser, start, argv)

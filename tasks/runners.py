@@ -11,6 +11,8 @@ with that configuration and this version of juryflow installed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -28,6 +30,7 @@ def build_task_runner(cfg: TaskRunnerSettings) -> TaskRunner:
         return ThreadPoolTaskRunner(max_workers=1)
     if cfg.kind == "threads":
         return ThreadPoolTaskRunner(max_workers=cfg.workers)
+    _check_api_shared(cfg)
     if cfg.kind == "dask":
         from prefect_dask import DaskTaskRunner
 
@@ -44,6 +47,37 @@ def build_task_runner(cfg: TaskRunnerSettings) -> TaskRunner:
     # One CPU slot per chunk task, so `workers` chunks run at once; no dashboard to serve.
     options = {"num_cpus": cfg.workers, "include_dashboard": False}
     return RayTaskRunner(init_kwargs={**options, **cfg.cluster_options})
+
+
+def _check_api_shared(cfg: TaskRunnerSettings) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        # Each worker process would otherwise start a temporary Prefect API of its own.
+        raise UserError(
+            f"task_runner.kind is {cfg.kind!r} but PREFECT_API_URL is unset, so its worker processes have no Prefect API "
+            "to report to: run it with `python -m flows.label_batch_cluster` (which shares one), or start a server "
+            "(`prefect server start`) and export PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+
+
+@contextmanager
+def shared_prefect_api() -> Iterator[None]:
+    """Run the block against a Prefect API that worker processes can reach: the configured one, else a
+    temporary one started here whose address the flow hands its workers (in the settings it sends them)."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    server = SubprocessASGIServer()  # the one a flow run without PREFECT_API_URL would start anyway
+    server.start()
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield
+    finally:
+        server.stop()
 
 
 def runner_settings(kind: RunnerKind | None = None, workers: int | None = None,

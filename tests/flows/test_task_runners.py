@@ -159,7 +159,7 @@ def test_dask_run_from_settings_equals_serial(serial_run, pg_schema_url, input_p
 
 
 @pytest.fixture(scope="module")
-def ray_run_settings(pg_schema_url, tmp_path_factory):
+def ray_run_settings(prefect_harness, pg_schema_url, tmp_path_factory):
     """A local Ray started once for the module, as tasks/runners.py would start it for the Ray run's settings.
 
     Started here rather than by the flow's runner (which then joins it) so that one slow start can be

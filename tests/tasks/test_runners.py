@@ -17,6 +17,15 @@ from tasks.runners import ConfiguredTaskRunner, build_task_runner, runner_settin
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture
+def api_url():
+    """Worker processes need a Prefect API to report to; building a runner starts nothing."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:4200/api"}):
+        yield
+
+
 def test_serial_and_threads_run_in_the_flow_process():
     serial = build_task_runner(TaskRunnerSettings())
     threads = build_task_runner(TaskRunnerSettings(kind="threads", workers=8))
@@ -24,7 +33,7 @@ def test_serial_and_threads_run_in_the_flow_process():
     assert isinstance(threads, ThreadPoolTaskRunner) and threads._max_workers == 8
 
 
-def test_dask_starts_single_threaded_worker_processes_unless_given_a_scheduler():
+def test_dask_starts_single_threaded_worker_processes_unless_given_a_scheduler(api_url):
     from prefect_dask import DaskTaskRunner
 
     local = build_task_runner(TaskRunnerSettings(kind="dask", workers=3, cluster_options={"memory_limit": "2GiB"}))
@@ -35,13 +44,20 @@ def test_dask_starts_single_threaded_worker_processes_unless_given_a_scheduler()
     assert remote.address == "tcp://10.0.0.5:8786" and remote.cluster_kwargs == {}
 
 
-def test_ray_gets_one_cpu_slot_per_worker_unless_given_a_cluster():
+def test_ray_gets_one_cpu_slot_per_worker_unless_given_a_cluster(api_url):
     from prefect_ray import RayTaskRunner
 
     local = build_task_runner(TaskRunnerSettings(kind="ray", workers=4, cluster_options={"num_cpus": 6}))
     assert isinstance(local, RayTaskRunner) and local.address is None
     assert local.init_kwargs["num_cpus"] == 6 and local.init_kwargs["include_dashboard"] is False
     assert build_task_runner(TaskRunnerSettings(kind="ray", address="ray://head:10001")).address == "ray://head:10001"
+
+
+def test_cluster_workers_without_a_prefect_api_is_a_one_line_fix():
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}), pytest.raises(UserError, match="export PREFECT_API_URL"):
+        build_task_runner(TaskRunnerSettings(kind="dask"))
 
 
 def test_settings_come_from_the_environment_and_explain_a_mismatch(clean_env):
