@@ -114,8 +114,11 @@ def run_summary(runs: list, killed_ids: set[UUID]) -> dict:
         if r.state_type and r.state_type.value == "COMPLETED" and r.start_time:
             completed.setdefault((r.deployment_id, r.parameters.get("input_path")), []).append(r.start_time)
     broken = [r for r in runs if r.state_type and r.state_type.value in ("CRASHED", "FAILED")]
-    recovered = [r for r in broken if any(t > (r.start_time or r.expected_start_time)
-                                          for t in completed.get((r.deployment_id, r.parameters.get("input_path")), []))]
+    def redone(r) -> bool:
+        later = completed.get((r.deployment_id, r.parameters.get("input_path")), [])
+        return any(t > (r.start_time or r.expected_start_time) for t in later)
+
+    recovered = [r for r in broken if redone(r)]
     killed = [r for r in runs if r.id in killed_ids]
     return {
         "runs": sum(1 for r in runs if r.start_time),  # started; runs cancelled on a collision never start

@@ -35,8 +35,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script: the repo's packages and tests' fixtures
 
-from benchmarks._procs import PREFECT, PostgresCluster, kill_tree, launch_prefect_server, start_labelstudio  # noqa: E402
-from benchmarks._procs import stop_group, wait_healthy  # noqa: E402
+from benchmarks._procs import PREFECT, PostgresCluster, kill_tree, launch_prefect_server  # noqa: E402
+from benchmarks._procs import start_labelstudio, stop_group, wait_healthy  # noqa: E402
 from benchmarks._soak_runs import FlowRuns, run_summary  # noqa: E402
 from benchmarks.chaos import Campaign, Checker, annotator_id, campaign_env, make_inputs, snapshot_of  # noqa: E402
 
@@ -55,7 +55,8 @@ def plan_faults(rng: random.Random, duration_s: float, per_kind: int, pause_s: t
     """``per_kind`` kills of each kind, one in each of ``per_kind`` equal slots of the soak, so that one
     kind's outages never overlap; different kinds may (PostgreSQL down while Label Studio is)."""
     slot = duration_s / per_kind
-    faults = [Fault(round((i + rng.uniform(0.1, 0.6)) * slot, 1), kind, round(min(rng.uniform(*pause_s), 0.3 * slot), 1))
+    faults = [Fault(round((i + rng.uniform(0.1, 0.6)) * slot, 1), kind,
+                    round(min(rng.uniform(*pause_s), 0.3 * slot), 1))
               for kind in KINDS for i in range(per_kind)]
     return sorted(faults)
 
@@ -85,7 +86,8 @@ def shortened_automation(name: str, within_s: int) -> dict:
 def run_cli(args: list[str], env: dict[str, str], timeout_s: float = 300) -> str:
     done = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout_s)
     if done.returncode != 0:
-        raise RuntimeError(f"`{' '.join(args[:4])} ...` exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        tail = f"{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        raise RuntimeError(f"`{' '.join(args[:4])} ...` exited {done.returncode}:\n{tail}")
     return done.stdout
 
 
@@ -98,10 +100,12 @@ def deploy(runs: FlowRuns, work: Path, env: dict[str, str], label_every_s: int, 
 
     for pool in ("juryflow-cpu", "juryflow-gpu"):
         runs.client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-    spec = shortened_prefect_yaml(work / "prefect.yaml", label_every_s, harvest_every_s)
-    run_cli([PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", str(spec)], env)
+    # The automations first, well before any run: in one soak a run that went Pending 25 s after they
+    # were created was never seen by the Pending automation (later ones were).
     for name, window in (("heartbeat", within_s), ("pending", 2 * within_s)):
         runs.client.create_automation(AutomationCore.model_validate(shortened_automation(name, window)))
+    spec = shortened_prefect_yaml(work / "prefect.yaml", label_every_s, harvest_every_s)
+    run_cli([PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", str(spec)], env)
 
 
 @dataclass
@@ -203,7 +207,8 @@ def soak(work: Path, minutes: float, seed: int, samples_per_file: int = 24, file
         admin = LabelStudioClient(ls.url, ls.token)
         name = f"soak-{seed}"
         env = campaign_env(work / "soak", name, prefect_url, ls.url, ls.token) | {
-            "JURYFLOW__STORE_URL": pg.url, "JURYFLOW_HOME": str(REPO), "PYTHONPATH": str(REPO), "PREFECT_HOME": str(work / "prefect-client"),
+            "JURYFLOW__STORE_URL": pg.url, "JURYFLOW_HOME": str(REPO), "PYTHONPATH": str(REPO),
+            "PREFECT_HOME": str(work / "prefect-client"),
             "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_LOGGING_LEVEL": "INFO"}
         Store(pg.url).close()  # migrate once, before two flow runs race to
         campaign = Campaign(name, work / "soak", env, admin, annotator_id(admin), url=pg.url)
@@ -214,7 +219,8 @@ def soak(work: Path, minutes: float, seed: int, samples_per_file: int = 24, file
         all_inputs = make_inputs(work / "inbox", files, samples_per_file, seed)
         arrive_every = duration_s * 0.8 / files  # the last file still meets faults
         t0, pending, last_annotate = time.monotonic(), list(faults), 0.0
-        while (now := time.monotonic() - t0) < duration_s:
+        # Past the end only to carry out a worker kill still aiming, and its restart.
+        while (now := time.monotonic() - t0) < duration_s or pending or soak_.down_until:
             campaign.inputs = all_inputs[: min(files, 1 + int(now // arrive_every))]
             _tick(soak_, pending, now, last_annotate)
             last_annotate = now if now - last_annotate >= 10 else last_annotate
@@ -252,9 +258,9 @@ def _tick(soak_: Soak, pending: list[Fault], now: float, last_annotate: float) -
     for fault in [f for f in pending if f.at_s <= now]:
         if fault.kind in soak_.down_until:
             continue
-        # A worker kill aims (up to 60 s late) at a moment a run is Running, so that the heartbeat automation
+        # A worker kill aims (up to 120 s late) at a moment a run is Running, so that the heartbeat automation
         # is exercised, and none is Pending, so that a short soak need not wait out the Pending window.
-        if fault.kind == "worker" and now < fault.at_s + 60:
+        if fault.kind == "worker" and now < fault.at_s + 120:
             flying = set(soak_.runs.in_flight().values())
             if "RUNNING" not in flying or "PENDING" in flying:
                 continue
@@ -337,41 +343,40 @@ def _figures(soak_: Soak, drained: dict, expected: dict, seed: int, minutes: flo
     row_ids = [r["sample_id"] for r in rows]
     ids = {i for path in soak_.campaign.inputs for i in checker.valid_ids(path)}
     checker._fail("duplicated", len(row_ids) - len(set(row_ids)), "snapshot rows per sample > 1")
-    checker._fail("lost", len(ids - set(row_ids)), f"valid samples missing from the snapshot: {sorted(ids - set(row_ids))[:5]}")
+    missing = sorted(ids - set(row_ids))
+    checker._fail("lost", len(missing), f"valid samples missing from the snapshot: {missing[:5]}")
     summary = run_summary(soak_.runs.all_runs(), soak_.killed_run_ids)
     if drained["left_in_flight"]:
         checker.violations.append(f"flow runs left in flight: {drained['left_in_flight']}")
     reconcile = run_reconcile(soak_.env)
-    if reconcile["available"] and not reconcile["ok"]:
+    if not reconcile["ok"]:
         checker.violations.append(f"reconcile exited {reconcile['exit']}: {reconcile['line']}")
     return {
         "seed": seed, "minutes": minutes, "seconds": seconds, **summary,
-        "kills": dict(soak_.kills), "kills_planned": len(faults), "lost": checker.lost, "duplicated": checker.duplicated,
+        "kills": dict(soak_.kills), "kills_planned": len(faults),
+        "lost": checker.lost, "duplicated": checker.duplicated,
         "snapshot_equal": same, "snapshot_rows": got.get("n_rows"), "annotated": soak_.annotated,
         "annotate_retries": soak_.annotate_errors, "reconcile": reconcile, "violations": checker.violations,
     }
 
 
 def run_reconcile(env: dict[str, str]) -> dict:
-    """`juryflow labelstudio reconcile --quiet` (when this checkout has it): its last line reads
-    `reconcile: N unexplained (...)`; it exits 0 only when nothing is unexplained."""
+    """`juryflow labelstudio reconcile --quiet`: its last line reads `reconcile: N unexplained (...)`,
+    and it exits 0 only when nothing is unexplained."""
     juryflow = str(Path(sys.executable).parent / "juryflow")
-    if subprocess.run([juryflow, "labelstudio", "reconcile", "--help"], env=env, cwd=REPO, capture_output=True,
-                      timeout=120).returncode != 0:
-        return {"available": False}
     done = subprocess.run([juryflow, "labelstudio", "reconcile", "--quiet"], env=env, cwd=REPO, capture_output=True,
                           text=True, timeout=600)
     line = (done.stdout.strip().splitlines() or [done.stderr.strip()])[-1]
     found = re.match(r"reconcile: (\d+) unexplained", line)
-    return {"available": True, "exit": done.returncode, "line": line,
-            "unexplained": int(found.group(1)) if found else None, "ok": done.returncode == 0 and found is not None}
+    return {"exit": done.returncode, "line": line, "unexplained": int(found.group(1)) if found else None,
+            "ok": done.returncode == 0 and found is not None}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=30.0, help="how long faults are injected (then it drains)")
     parser.add_argument("--samples", type=int, default=24, help="new samples per input file")
-    parser.add_argument("--files", type=int, default=None, help="input files arriving over the soak (default: one per 3 min)")
+    parser.add_argument("--files", type=int, default=None, help="input files arriving (default: one per 3 min)")
     parser.add_argument("--kills-per-kind", type=int, default=None, help="default: one per 4 minutes")
     parser.add_argument("--seed", type=int, default=None, help="default: random, printed")
     parser.add_argument("--work-dir", type=Path, default=None, help="default: a temporary dir, kept for inspection")
