@@ -60,7 +60,7 @@ sys.path.insert(0, str(REPO))
 
 from labeling.label_risk import LabelRisk, annotator_risk, fit_judge_risk  # noqa: E402
 from labeling.schemas import FinalLabel, LabelSource  # noqa: E402
-from models.training.noise_aware import soft_target_loss  # noqa: E402
+from models.training.noise_aware import bounded_loss, soft_target_loss  # noqa: E402
 
 HH_DEV = REPO.parent / "shared" / "data" / "hh-rlhf-harmless-dev.jsonl.gz"
 DIM = 16
@@ -106,17 +106,7 @@ def cascade_labels(gap: np.ndarray, rng: np.random.Generator) -> dict[str, np.nd
     return {"label": label, "p_wrong": p_wrong, "source": source, "wrong": label != truth}
 
 
-def mixture_loss(z: torch.Tensor, p_wrong: torch.Tensor) -> torch.Tensor:
-    """-log P(observed label) when it was flipped with probability p: (1 - p) sigmoid(z) + p sigmoid(-z).
-
-    A diagnostic arm, not a trainer: unlike soft targets its loss on a row the model thinks flipped is
-    bounded by -log p, so such a row can be outvoted instead of memorised.
-    """
-    p = p_wrong.to(z.dtype)
-    return -torch.logaddexp(torch.log1p(-p) + F.logsigmoid(z), torch.log(p) + F.logsigmoid(-z)).mean()
-
-
-LOSSES = {"plain": soft_target_loss, "noise_aware": soft_target_loss, "noise_mixture": mixture_loss}
+LOSSES = {"plain": soft_target_loss, "noise_aware": soft_target_loss, "noise_bounded": bounded_loss}
 
 
 def train_reward(xa, xb, label, p_wrong, seed: int, kind: str, loss_fn) -> torch.nn.Module:
@@ -215,7 +205,7 @@ def run_hh(seed: int, x: np.ndarray, y: np.ndarray, human_share: float = 0.3) ->
     out = {"ai_flip_rate": float(flip[is_ai].mean()), "mean_p_wrong_ai": float(p_est[is_ai].mean())}
     true_p = np.where(is_ai, 1 - conf, 0.0)
     arms = {"plain": (np.zeros(train.size), soft_target_loss), "noise_aware": (p_est, soft_target_loss),
-            "noise_aware_true_p": (true_p, soft_target_loss), "noise_mixture": (p_est, mixture_loss)}  # fmt: skip
+            "noise_aware_true_p": (true_p, soft_target_loss), "noise_bounded": (p_est, bounded_loss)}  # fmt: skip
     for name, (p, loss_fn) in arms.items():
         w = fit_linear_head(x[train], label, p, loss_fn)
         out[name] = float(((x[test] @ w > 0) == y[test]).mean())
@@ -226,6 +216,8 @@ def run_hh(seed: int, x: np.ndarray, y: np.ndarray, human_share: float = 0.3) ->
 
 # (share of rows, flip rate) by source: as in a cascade, the judge's accepted labels are the cleanest.
 TRAINER_SOURCES = {"judge": (0.5, 0.05), "human": (0.35, 0.25), "human_over_judge": (0.15, 0.10)}
+# (arm, training.noise_aware, training.noise_loss)
+TRAINER_ARMS = (("plain", False, "soft"), ("noise_aware", True, "soft"), ("noise_bounded", True, "bounded"))
 
 
 def run_trainer(seed: int, base_model: Path, work: Path, n_train: int = 400, epochs: int = 8) -> dict:
@@ -252,10 +244,11 @@ def run_trainer(seed: int, base_model: Path, work: Path, n_train: int = 400, epo
         row["source"], row["p_wrong"] = str(src), p_by_source[str(src)]
     held_out = Dataset.from_list(preference_rows(300, seed=seed + 1000))
     out = {"flip_rate": float(flip.mean())}
-    for arm, noise_aware in (("plain", False), ("noise_aware", True)):
+    for arm, noise_aware, noise_loss in TRAINER_ARMS:
         config = load_recipe(REPO / "recipes" / "test" / "reward_model.yaml", RewardModelConfig,
                              output_dir=str(work / f"{seed}-{arm}-trainer"), model_name_or_path=str(base_model),
-                             noise_aware=noise_aware, num_train_epochs=epochs, seed=seed)  # fmt: skip
+                             noise_aware=noise_aware, noise_loss=noise_loss, num_train_epochs=epochs,
+                             seed=seed)  # fmt: skip
         metrics = train_reward_model(config, Dataset.from_list(rows), held_out, work / f"{seed}-{arm}")
         out[arm] = metrics["heldout"]["accuracy"]
     return out
@@ -305,7 +298,7 @@ def hh_part(seeds: int, out: Path) -> dict | None:
         return None
     x, y = hh_features(out / "hh_features.npz")
     runs = [run_hh(seed, x, y) for seed in range(seeds)]
-    arms = ("plain", "noise_aware", "noise_aware_true_p", "noise_mixture")
+    arms = ("plain", "noise_aware", "noise_aware_true_p", "noise_bounded")
     part = {"runs": runs, "summary": summarize(runs, arms)}
     print(table("HH-RLHF harmless, held-out agreement with the crowd", part["summary"], arms, seeds))
     first = runs[0]
@@ -319,9 +312,10 @@ def trainer_part(seeds: int, work: Path) -> dict:
 
     base = build_tiny_reward_model(work / "base", corpus(), hidden_size=64, layers=2)
     runs = [run_trainer(seed, base, work) for seed in range(seeds)]
-    part = {"runs": runs, "summary": summarize(runs, ("plain", "noise_aware"))}
-    title = "tiny reward model, RewardTrainer vs NoiseAwareRewardTrainer, clean held-out accuracy"
-    print(table(title, part["summary"], ("plain", "noise_aware"), seeds))
+    arms = tuple(arm for arm, _, _ in TRAINER_ARMS)
+    part = {"runs": runs, "summary": summarize(runs, arms)}
+    title = "tiny reward model, RewardTrainer vs NoiseAwareRewardTrainer (soft, bounded), clean held-out accuracy"
+    print(table(title, part["summary"], arms, seeds))
     return part
 
 

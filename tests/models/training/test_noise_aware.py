@@ -13,11 +13,13 @@ import pytest
 import torch
 from datasets import Dataset
 
-from models.training.config import DPOStageConfig, RewardModelConfig, load_recipe
+from models.training.config import DPOStageConfig, RecipeError, RewardModelConfig, load_recipe
 from models.training.data import SnapshotError, dpo_rows, tokenize_pairs, with_p_wrong
 from models.training.noise_aware import (
     NoiseAwareDPOTrainer,
     NoiseAwareRewardTrainer,
+    bounded_correction,
+    bounded_loss,
     soft_target_correction,
     soft_target_loss,
 )
@@ -46,6 +48,37 @@ def test_soft_target_loss_is_the_plain_loss_plus_the_correction() -> None:
     assert soft_target_loss(z, p).item() == pytest.approx(_by_hand([1.0, -0.5, 2.0], [0.1, 0.3, 0.0]))
     plain = -torch.nn.functional.logsigmoid(z).mean()
     assert (plain + soft_target_correction(z, p)).item() == pytest.approx(soft_target_loss(z, p).item(), abs=1e-6)
+
+
+def _bounded_by_hand(z: list[float], p: list[float]) -> float:
+    """mean of -log((1 - p) sigmoid(z) + p sigmoid(-z)), in plain floats."""
+
+    def sigmoid(x: float) -> float:
+        return 1.0 / (1.0 + math.exp(-x))
+
+    return sum(-math.log((1 - pi) * sigmoid(zi) + pi * sigmoid(-zi)) for zi, pi in zip(z, p, strict=True)) / len(z)
+
+
+def test_bounded_loss_is_the_flip_likelihood_and_trl_at_zero() -> None:
+    z, p = torch.tensor([1.0, -0.5, 2.0, -3.0]), torch.tensor([0.1, 0.3, 0.0, 0.2])
+    # By hand, row 1: -log(0.9 * sigmoid(1) + 0.1 * sigmoid(-1)) = -log(0.9 * 0.731059 + 0.1 * 0.268941) = 0.378560
+    assert _bounded_by_hand([1.0], [0.1]) == pytest.approx(0.378560, abs=1e-6)
+    assert bounded_loss(z, p).item() == pytest.approx(_bounded_by_hand(z.tolist(), p.tolist()), rel=1e-6)
+    zero = torch.zeros_like(z)
+    assert torch.equal(bounded_correction(z, zero), torch.tensor(0.0))
+    assert torch.equal(bounded_loss(z, zero), -torch.nn.functional.logsigmoid(z).mean())
+    # The bound: a row the model is sure is flipped costs at most -log p, where soft targets grow without limit.
+    far = torch.tensor([-50.0])
+    assert bounded_loss(far, torch.tensor([0.2])).item() == pytest.approx(-math.log(0.2), rel=1e-6)
+    z.requires_grad_(True)
+    bounded_loss(z, zero).backward()
+    assert torch.isfinite(z.grad).all()  # log(0) = -inf in the logaddexp leaves no NaN in the gradient
+
+
+def test_noise_loss_takes_soft_or_bounded_only(tiny_rm, tmp_path) -> None:
+    with pytest.raises(RecipeError, match="training.noise_loss is 'robust': allowed values are soft, bounded"):
+        load_recipe(RECIPES / "test" / "reward_model.yaml", RewardModelConfig, output_dir=str(tmp_path / "t"),
+                    model_name_or_path=str(tiny_rm), noise_aware=True, noise_loss="robust")  # fmt: skip
 
 
 def test_p_wrong_column_is_checked_and_null_means_certain() -> None:
@@ -86,6 +119,20 @@ def test_reward_loss_is_trl_at_zero_and_soft_bradley_terry_otherwise(tiny_rm, tm
         chosen, rejected = scores.chunk(2)
         expected = _by_hand((chosen - rejected).tolist(), batch["p_wrong"].tolist())
         assert aware.compute_loss(model, dict(batch)).item() == pytest.approx(expected, rel=1e-5)
+        bounded_config = load_recipe(RECIPES / "test" / "reward_model.yaml", RewardModelConfig,
+                                     output_dir=str(tmp_path / "b"), model_name_or_path=str(tiny_rm), noise_aware=True,
+                                     noise_loss="bounded", max_steps=2, seed=1)  # fmt: skip
+        bounded = NoiseAwareRewardTrainer(model=model, args=bounded_config, train_dataset=rows, processing_class=tokenizer)
+        zero_bounded = bounded.compute_loss(model, {**plain, "p_wrong": torch.zeros_like(batch["p_wrong"])})
+        assert torch.equal(zero_bounded, trl_loss)
+        # Near margin 0 soft and bounded agree to first order: widen the margins so the check can tell them apart.
+        model.score.weight.mul_(200.0)
+        scores = model(input_ids=plain["input_ids"], attention_mask=plain["attention_mask"]).logits.squeeze(-1)
+        chosen, rejected = scores.chunk(2)
+        margins, p = (chosen - rejected).tolist(), batch["p_wrong"].tolist()
+        assert bounded.compute_loss(model, dict(batch)).item() == pytest.approx(_bounded_by_hand(margins, p), rel=1e-5)
+        assert _bounded_by_hand(margins, p) != pytest.approx(_by_hand(margins, p), rel=1e-2)
+        model.score.weight.div_(200.0)
     model.train()
     assert math.isfinite(aware.train().training_loss)  # the whole path: dataloader, collator, loss, backward
 
@@ -153,4 +200,9 @@ def test_dpo_refuses_losses_it_cannot_smooth(tmp_path) -> None:
                          model_name_or_path=str(policy), noise_aware=True, loss_type=["ipo"])  # fmt: skip
     with pytest.raises(ValueError, match="smooths the text 'sigmoid' loss only"):
         NoiseAwareDPOTrainer(model=str(policy), args=config, train_dataset=dpo_rows(with_p_wrong(_rows(P_WRONG))),
+                             processing_class=load_chat_tokenizer(str(policy)))  # fmt: skip
+    bounded = load_recipe(RECIPES / "test" / "dpo.yaml", DPOStageConfig, output_dir=str(tmp_path / "b"),
+                          model_name_or_path=str(policy), noise_aware=True, noise_loss="bounded")  # fmt: skip
+    with pytest.raises(ValueError, match="noise-aware DPO has the soft loss only"):
+        NoiseAwareDPOTrainer(model=str(policy), args=bounded, train_dataset=dpo_rows(with_p_wrong(_rows(P_WRONG))),
                              processing_class=load_chat_tokenizer(str(policy)))  # fmt: skip
