@@ -109,8 +109,8 @@ def fit_stage(data: TrainingData, reward_model_version: str | None) -> ModelReco
     job = TrainingJob(data.snapshot_id, data.recipe_path, data.stage, version, reward_model_version)
     with lead_training(job):  # under accelerate launch the other ranks train with us meanwhile (follow_training)
         metrics = _train(data, reward_model_version, get_run_logger())
-    get_run_logger().info("%s %s trained on %d process(es): %s", data.stage, version, world_size(),
-                          _numbers(metrics, stage.summary_keys))
+    get_run_logger().info("%s %s trained: %s on %d process(es)", data.stage, version,
+                          _numbers(metrics, stage.summary_keys), world_size())
     metrics = {**metrics, "n_processes": world_size()}
     if stage.kind == "policy":
         metrics = {"algorithm": data.stage, "reward_model": reward_model_version, **metrics}
