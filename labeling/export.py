@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from labeling.label_risk import LabelRisk, estimate_label_risk
+from labeling.label_risk import LabelRisk, audit_design_of, estimate_label_risk
 from labeling.schemas import FinalLabel, Sample
 from labeling.store import Store
 
@@ -137,7 +137,7 @@ def export_snapshot(store: Store, out_root: Path, routing: dict[str, Any]) -> Sn
     import datasets
 
     started = datetime.now(UTC)  # labels written after this moment count towards the next snapshot
-    risk = estimate_label_risk(store)
+    risk = estimate_label_risk(store, audit_design_of(routing))  # focused audits are weighted by their design
     out_root = Path(out_root)
     features = datasets.Features({name: datasets.Value(kind) for name, (kind, _) in COLUMNS.items()})
     # Write beside the final place, then rename: readers never see half a snapshot.

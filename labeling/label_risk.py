@@ -10,6 +10,10 @@ Every label knows how it was made, and that says how far to trust it (issue 16):
   (errors + 0.5) / (n + 1), and bins are pooled (pool-adjacent-violators) until the error never
   rises with confidence. With no such audit yet, a label under a guaranteed judge threshold gets the
   guarantee's ``alpha`` (the stated bound on that error); without either it is unknown (null).
+  Under focused audits (labeling/audit_design.py) the audits over-represent confident labeler
+  outputs, so each audit is weighted by 1 / its inclusion probability (the design in force, from the
+  caller's routing settings; audits drawn under a richer older design are thinned to it, as
+  recalibration does) and each bin's error is the weighted (Hajek) rate, in units of audits.
 - **human** and **human_over_judge** labels: annotators are taken to err independently at one rate
   eps. On overlap tasks two annotators disagree with probability D = 2 eps (1 - eps), so eps is
   read from the measured pairwise disagreement D. A label decided by k of n votes is wrong with
@@ -23,14 +27,16 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel
 
+from labeling.audit_design import AuditDesign
 from labeling.records import read_active_thresholds
 from labeling.recalibration import stale_sample_ids
+from labeling.routing import is_audited
 from labeling.schemas import FinalLabel, LabelSource, RouteReason
 
 if TYPE_CHECKING:
@@ -42,7 +48,7 @@ ACCEPTED_AUDIT_REASONS = {RouteReason.audit, RouteReason.high_confidence, RouteR
 HUMAN_SOURCES = (LabelSource.human, LabelSource.human_over_judge)
 
 
-def jeffreys_rate(errors: int, n: int) -> float:
+def jeffreys_rate(errors: float, n: int) -> float:
     """Posterior mean of an error rate under the Jeffreys prior Beta(1/2, 1/2): never exactly 0 or 1."""
     return (errors + 0.5) / (n + 1.0)
 
@@ -53,48 +59,70 @@ class JudgeRiskCurve(BaseModel):
     lower_edges: list[float]
     p_wrong: list[float]
     n: list[int]
-    errors: list[int]
+    errors: list[float]  # weighted audits: n times the bin's weighted error rate
+    mass: list[float] | None = None  # weighted audits: the sum of 1 / inclusion probability per bin
+    weighted: bool = False
 
     def at(self, confidence: float | None) -> float:
         if confidence is None:  # no confidence recorded: the pooled rate over every bin
-            return jeffreys_rate(sum(self.errors), sum(self.n))
+            mass = self.mass or self.n
+            rate = sum(m * k / n for m, k, n in zip(mass, self.errors, self.n)) / sum(mass)
+            return jeffreys_rate(rate * sum(self.n), sum(self.n))
         return self.p_wrong[max(bisect_right(self.lower_edges, confidence) - 1, 0)]
 
 
 def fit_judge_risk(
-    confidence: Sequence[float], wrong: Sequence[bool], min_bin: int = MIN_BIN, max_bins: int = MAX_BINS
+    confidence: Sequence[float],
+    wrong: Sequence[bool],
+    min_bin: int = MIN_BIN,
+    max_bins: int = MAX_BINS,
+    weights: Sequence[float] | None = None,
 ) -> JudgeRiskCurve | None:
-    """Binned, monotone (non-increasing in confidence) error of judge-accepted audits; None without audits."""
+    """Binned, monotone (non-increasing in confidence) error of judge-accepted audits; None without audits.
+
+    ``weights`` (1 / each audit's inclusion probability, for focused audits) make each bin's error
+    the weighted rate; bins still hold equal numbers of audits."""
     conf = np.asarray(confidence, dtype=float)
     bad = np.asarray(wrong, dtype=bool)
     if conf.shape != bad.shape:
         raise ValueError(f"confidence has {conf.size} values but wrong has {bad.size}: pass one per audit")
+    w = np.ones(conf.shape) if weights is None else np.asarray(weights, dtype=float)
+    if w.shape != conf.shape or not np.all(w > 0):
+        raise ValueError(f"weights must be one positive value per audit ({conf.size}); got {w.size}, min {w.min(initial=1)}")
     if conf.size == 0:
         return None
     order = np.argsort(conf, kind="stable")
     n_bins = max(1, min(max_bins, conf.size // min_bin))
-    chunks: list[list[float]] = []  # [lower edge, upper edge, n, errors], ascending confidence
+    # [lower edge, upper edge, n, sum of weights, sum of weights of errors], ascending confidence
+    chunks: list[list[float]] = []
     for chunk in np.array_split(order, n_bins):
-        lo, hi, n, k = float(conf[chunk[0]]), float(conf[chunk[-1]]), int(chunk.size), int(bad[chunk].sum())
+        lo, hi = float(conf[chunk[0]]), float(conf[chunk[-1]])
+        sums = [int(chunk.size), float(w[chunk].sum()), float(w[chunk][bad[chunk]].sum())]
         if chunks and lo == chunks[-1][1]:  # a confidence value never straddles two bins
-            chunks[-1][1:] = [hi, chunks[-1][2] + n, chunks[-1][3] + k]
+            chunks[-1][1:] = [hi, *(a + b for a, b in zip(chunks[-1][2:], sums))]
         else:
-            chunks.append([lo, hi, n, k])
-    blocks: list[list[float]] = []  # [lower edge, n, errors]
-    for lo, _hi, n, k in chunks:
-        blocks.append([lo, n, k])
+            chunks.append([lo, hi, *sums])
+
+    def audit_errors(block: list[float]) -> float:  # n times the weighted rate: the count itself when unweighted
+        return block[1] * block[3] / block[2]
+
+    blocks: list[list[float]] = []  # [lower edge, n, sum of weights, sum of weights of errors]
+    for lo, _hi, *sums in chunks:
+        blocks.append([lo, *sums])
         # Pool adjacent violators: a more confident bin may not be riskier than a less confident one.
-        while len(blocks) > 1 and jeffreys_rate(blocks[-1][2], blocks[-1][1]) > jeffreys_rate(
-            blocks[-2][2], blocks[-2][1]
+        while len(blocks) > 1 and jeffreys_rate(audit_errors(blocks[-1]), int(blocks[-1][1])) > jeffreys_rate(
+            audit_errors(blocks[-2]), int(blocks[-2][1])
         ):
-            _, n_last, k_last = blocks.pop()
-            blocks[-1][1] += n_last
-            blocks[-1][2] += k_last
+            last = blocks.pop()
+            blocks[-1][1:] = [a + b for a, b in zip(blocks[-1][1:], last[1:])]
+    errors = [audit_errors(b) if weights is not None else round(audit_errors(b)) for b in blocks]
     return JudgeRiskCurve(
         lower_edges=[b[0] for b in blocks],
-        p_wrong=[jeffreys_rate(int(b[2]), int(b[1])) for b in blocks],
+        p_wrong=[jeffreys_rate(k, int(b[1])) for k, b in zip(errors, blocks)],
         n=[int(b[1]) for b in blocks],
-        errors=[int(b[2]) for b in blocks],
+        errors=errors,
+        mass=[b[2] for b in blocks] if weights is not None else None,
+        weighted=weights is not None,
     )
 
 
@@ -157,10 +185,15 @@ class LabelRisk(BaseModel):
         """Markdown for the dataset card: each estimate and the assumptions behind it."""
         if self.judge is not None:
             rows = "\n".join(
-                f"| judge confidence >= {edge:.3f} | {n} | {k} | {p:.4f} |"
+                f"| judge confidence >= {edge:.3f} | {n} | {k:.4g} | {p:.4f} |"
                 for edge, n, k, p in zip(self.judge.lower_edges, self.judge.n, self.judge.errors, self.judge.p_wrong)
             )
             judge = f"| judge labels | audits | disagreements | p_wrong |\n|---|---|---|---|\n{rows}"
+            if self.judge.weighted:
+                judge += (
+                    "\n\nAudits were focused (inclusion probability by labeler confidence): each audit is weighted "
+                    "by 1 / its probability, and disagreements are the weighted rate times the audits."
+                )
         elif self.judge_bound is not None:
             judge = (
                 f"No accepted audit yet: judge labels carry the guarantee's bound, p_wrong = alpha = {self.judge_bound}."
@@ -201,22 +234,42 @@ def _latest_votes(labels) -> list[str]:
     return list(latest.values())
 
 
-def estimate_label_risk(store: Store) -> LabelRisk:
-    """Fit the judge and annotator estimates from what the store holds (audits, overlap votes, thresholds)."""
+def audit_design_of(routing: Mapping[str, Any]) -> AuditDesign | None:
+    """The focused audit design a snapshot's routing record names (tasks/publish.py writes its keys), else None."""
+    if routing.get("audit_focus_above") is None or routing.get("audit_focus_rate") is None:
+        return None
+    return AuditDesign(float(routing["audit_rate"]), float(routing["audit_focus_above"]), float(routing["audit_focus_rate"]))
+
+
+def estimate_label_risk(store: Store, design: AuditDesign | None = None) -> LabelRisk:
+    """Fit the judge and annotator estimates from what the store holds (audits, overlap votes, thresholds).
+
+    ``design`` is the audit design in force (routing settings); a focused one weights each audit by
+    1 / its inclusion probability at the labeler's confidence."""
     finals = store.get_final_labels(sources=HUMAN_SOURCES)  # judge labels grow with every batch: not read
     human_ids = sorted(s for s, f in finals.items() if f.source in HUMAN_SOURCES)
     routes, verdicts = store.get_routes(human_ids), store.get_verdicts(human_ids)
     stale = stale_sample_ids(store)  # audits from before a drift alarm describe an older stream
-    conf, wrong = [], []
+    focused = design is not None and design.focused
+    labeler = store.get_ai_labels(human_ids) if focused else {}
+    conf, wrong, weights = [], [], []
     for sid in human_ids:
         reasons = {r for route in routes.get(sid, {}).values() for r in route.reasons}
         verdict, human = verdicts.get(sid), finals[sid].preferred
         if sid in stale or not ACCEPTED_AUDIT_REASONS <= reasons or verdict is None or verdict.preferred is None:
             continue
-        if human in ("A", "B"):
-            conf.append(verdict.confidence)
-            wrong.append(verdict.preferred != human)
+        if human not in ("A", "B"):
+            continue
+        if focused:
+            ai = labeler.get(sid)
+            probability = design.probability(ai.confidence if ai is not None else None)
+            if not is_audited(sid, probability):  # drawn under a richer design than today's: thinned, as recalibration does
+                continue
+            weights.append(1.0 / probability)
+        conf.append(verdict.confidence)
+        wrong.append(verdict.preferred != human)
     thresholds = read_active_thresholds(store)
     bound = thresholds.alpha if thresholds is not None and thresholds.judge_threshold is not None else None
     units = [_latest_votes(labels) for labels in store.get_human_labels(human_ids).values()]
-    return LabelRisk(judge=fit_judge_risk(conf, wrong), judge_bound=bound, annotator=annotator_risk(units))
+    judge = fit_judge_risk(conf, wrong, weights=weights if focused else None)
+    return LabelRisk(judge=judge, judge_bound=bound, annotator=annotator_risk(units))

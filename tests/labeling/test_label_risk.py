@@ -5,13 +5,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from labeling.audit_design import AuditDesign
 from labeling.export import export_snapshot, load_snapshot
 from labeling.label_risk import (
     AnnotatorRisk,
     LabelRisk,
     annotator_risk,
+    audit_design_of,
     estimate_label_risk,
     fit_judge_risk,
     jeffreys_rate,
@@ -137,4 +140,44 @@ def test_export_writes_p_wrong_and_the_card_states_the_estimates(tmp_path: Path)
     assert rows[ids[0]]["p_wrong"] == 0.5
     card = (snap.path / "README.md").read_text(encoding="utf-8")
     assert "## Label risk (`p_wrong`)" in card and "| judge confidence >= 0.900 | 4 | 1 |" in card
+    st.close()
+
+
+def test_focused_audits_are_weighted_by_their_inclusion_probability() -> None:
+    # Judge-accepted stream: labeler confidence U(0.7, 1); the judge errs 30 % below labeler confidence
+    # 0.85 and 2 % above, at judge confidences that say nothing of it. Focused audits draw 5 % below the
+    # cut and 50 % above: unweighted, the audits see mostly the clean stratum.
+    rng = np.random.default_rng(7)
+    n = 20_000
+    labeler_conf = rng.uniform(0.7, 1.0, n)
+    judge_conf = rng.uniform(0.6, 1.0, n)
+    wrong = rng.random(n) < np.where(labeler_conf < 0.85, 0.30, 0.02)
+    design = AuditDesign(rate=0.05, focus_above=0.85, focus_rate=0.5)
+    probability = np.array([design.probability(float(c)) for c in labeler_conf])
+    audited = rng.random(n) < probability
+    true_rate = wrong.mean()  # about 0.16
+
+    def stream_p_wrong(curve) -> float:  # the mean p_wrong the judge labels of the stream would get
+        return float(np.mean([curve.at(float(c)) for c in judge_conf]))
+
+    plain = fit_judge_risk(judge_conf[audited], wrong[audited])
+    weighted = fit_judge_risk(judge_conf[audited], wrong[audited], weights=1 / probability[audited])
+    assert plain is not None and weighted is not None and weighted.weighted
+    assert stream_p_wrong(plain) < true_rate - 0.08  # biased: about 0.045
+    assert abs(stream_p_wrong(weighted) - true_rate) < 0.03
+    assert abs(weighted.at(None) - true_rate) < 0.03
+    with pytest.raises(ValueError, match="one positive value per audit"):
+        fit_judge_risk([0.9, 0.8], [True, False], weights=[1.0, 0.0])
+
+
+def test_export_passes_the_focused_design_from_the_routing_record(tmp_path: Path) -> None:
+    assert audit_design_of({}) is None and audit_design_of({"audit_rate": 0.05}) is None
+    routing = {"audit_rate": 0.5, "audit_focus_above": 0.85, "audit_focus_rate": 1.0}
+    assert audit_design_of(routing) == AuditDesign(0.5, 0.85, 1.0)
+    st, ids = audited_store(tmp_path)  # every labeler confidence is 0.9: inclusion probability 1, weight 1
+    risk = estimate_label_risk(st, audit_design_of(routing))
+    assert risk.judge is not None and risk.judge.weighted and risk.judge.n == [4] and risk.judge.errors == [1.0]
+    snap = export_snapshot(st, tmp_path / "snaps", routing)
+    card = (snap.path / "README.md").read_text(encoding="utf-8")
+    assert "each audit is weighted by 1 / its probability" in card
     st.close()
