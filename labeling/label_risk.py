@@ -88,7 +88,10 @@ def fit_judge_risk(
         raise ValueError(f"confidence has {conf.size} values but wrong has {bad.size}: pass one per audit")
     w = np.ones(conf.shape) if weights is None else np.asarray(weights, dtype=float)
     if w.shape != conf.shape or not np.all(w > 0):
-        raise ValueError(f"weights must be one positive value per audit ({conf.size}); got {w.size}, min {w.min(initial=1)}")
+        raise ValueError(
+            f"weights must be one positive value per audit: got {w.size} for {conf.size} audits, "
+            f"smallest {w.min(initial=1)}; pass 1 / each audit's inclusion probability"
+        )
     if conf.size == 0:
         return None
     order = np.argsort(conf, kind="stable")
@@ -238,7 +241,8 @@ def audit_design_of(routing: Mapping[str, Any]) -> AuditDesign | None:
     """The focused audit design a snapshot's routing record names (tasks/publish.py writes its keys), else None."""
     if routing.get("audit_focus_above") is None or routing.get("audit_focus_rate") is None:
         return None
-    return AuditDesign(float(routing["audit_rate"]), float(routing["audit_focus_above"]), float(routing["audit_focus_rate"]))
+    rate, above, focus_rate = (float(routing[k]) for k in ("audit_rate", "audit_focus_above", "audit_focus_rate"))
+    return AuditDesign(rate, above, focus_rate)
 
 
 def estimate_label_risk(store: Store, design: AuditDesign | None = None) -> LabelRisk:
@@ -263,7 +267,7 @@ def estimate_label_risk(store: Store, design: AuditDesign | None = None) -> Labe
         if focused:
             ai = labeler.get(sid)
             probability = design.probability(ai.confidence if ai is not None else None)
-            if not is_audited(sid, probability):  # drawn under a richer design than today's: thinned, as recalibration does
+            if not is_audited(sid, probability):  # drawn under a richer older design: thinned, as recalibration does
                 continue
             weights.append(1.0 / probability)
         conf.append(verdict.confidence)

@@ -122,7 +122,8 @@ def test_reward_loss_is_trl_at_zero_and_soft_bradley_terry_otherwise(tiny_rm, tm
         bounded_config = load_recipe(RECIPES / "test" / "reward_model.yaml", RewardModelConfig,
                                      output_dir=str(tmp_path / "b"), model_name_or_path=str(tiny_rm), noise_aware=True,
                                      noise_loss="bounded", max_steps=2, seed=1)  # fmt: skip
-        bounded = NoiseAwareRewardTrainer(model=model, args=bounded_config, train_dataset=rows, processing_class=tokenizer)
+        bounded = NoiseAwareRewardTrainer(model=model, args=bounded_config, train_dataset=rows,
+                                          processing_class=tokenizer)  # fmt: skip
         zero_bounded = bounded.compute_loss(model, {**plain, "p_wrong": torch.zeros_like(batch["p_wrong"])})
         assert torch.equal(zero_bounded, trl_loss)
         # Near margin 0 soft and bounded agree to first order: widen the margins so the check can tell them apart.
