@@ -157,6 +157,10 @@ def _rank_main(rank: int, port: int, out_dir: str) -> None:
         except Exception as exc:  # noqa: BLE001 - the test records which error each rank ended with
             seen[name] = f"{type(exc).__name__}: {exc}"
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(seen))
+    barrier()  # neither rank exits (closing rank 0's rendezvous store) while the other still talks to it
+    import torch.distributed as dist
+
+    dist.destroy_process_group()
 
 
 def test_ranks_hand_off_the_job_and_rank_zeros_result_or_error(tmp_path):
@@ -169,8 +173,8 @@ def test_ranks_hand_off_the_job_and_rank_zeros_result_or_error(tmp_path):
         p.start()
     for p in procs:
         p.join(timeout=180)
-    assert [p.exitcode for p in procs] == [0, 0]
     lead, follower = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert [p.exitcode for p in procs] == [0, 0], (lead, follower)
     assert lead["ok"] == follower["ok"] == {"version": "v1", "accuracy": 0.97}
     assert follower["jobs"] == [{"version": "v1"}, {"version": "v3"}]  # no job when rank 0 failed first
     assert lead["before"].startswith("UserError: snapshot s1 has 12")
