@@ -31,9 +31,14 @@ HH_DEV = SHARED_DATA / "hh-rlhf-harmless-dev.jsonl.gz"
 # machine; a stable sort keeps every file's own test order.
 LONGEST_FIRST = (
     "tests/test_readme_contract.py",
+    "tests/flows/test_soak.py",
+    "tests/flows/test_task_runners.py",
+    "tests/models/judges/test_judge_replicas.py",
     "tests/flows/test_trigger_chain.py",
     "tests/flows/test_chaos.py",
     "tests/models/judges/test_vllm_judge.py",
+    "tests/models/training/test_multiprocess_training.py",
+    "tests/labeling/labelstudio/test_reconcile.py",
     "tests/labeling/test_evaluate.py",
     "tests/flows/test_concurrent_postgres.py",
     "tests/models/labelers/test_embedding.py",
