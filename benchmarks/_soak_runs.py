@@ -114,14 +114,16 @@ def run_summary(runs: list, killed_ids: set[UUID]) -> dict:
         if r.state_type and r.state_type.value == "COMPLETED" and r.start_time:
             completed.setdefault((r.deployment_id, r.parameters.get("input_path")), []).append(r.start_time)
     broken = [r for r in runs if r.state_type and r.state_type.value in ("CRASHED", "FAILED")]
-    def redone(r) -> bool:
-        later = completed.get((r.deployment_id, r.parameters.get("input_path")), [])
-        return any(t > (r.start_time or r.expected_start_time) for t in later)
+    def redone(r) -> bool:  # a file's work is done by any completed run of it; a scheduled run's by a later one
+        done = completed.get((r.deployment_id, r.parameters.get("input_path")), [])
+        return bool(done) if r.parameters.get("input_path") else any(t > (r.start_time or r.expected_start_time)
+                                                                     for t in done)
 
     recovered = [r for r in broken if redone(r)]
     killed = [r for r in runs if r.id in killed_ids]
     return {
-        "runs": sum(1 for r in runs if r.start_time),  # started; runs cancelled on a collision never start
+        # Runs cancelled on a collision (CANCEL_NEW) never ran.
+        "runs": sum(1 for r in runs if r.state_type and r.state_type.value != "CANCELLED"),
         "runs_by_state": dict(sorted(by_state.items())),
         "recovered_runs": len(recovered),
         "unrecovered_runs": [r.name for r in broken if r not in recovered],
@@ -130,6 +132,5 @@ def run_summary(runs: list, killed_ids: set[UUID]) -> dict:
                                     and HEARTBEAT_MARK in (r.state.message or "")),
         "crashed_while_pending": sum(1 for r in runs if r.state_type and r.state_type.value == "CRASHED"
                                      and PENDING_MARK in (r.state.message or "")),
-        "killed_runs_not_crashed": [f"{r.name} ({r.state_type.value})" for r in killed
-                                    if not (r.state_type and r.state_type.value == "CRASHED")],
+        "killed_runs_left_in_flight": [r.name for r in killed if r.state_type and r.state_type.value in IN_FLIGHT],
     }

@@ -30,7 +30,7 @@ def test_short_soak_with_kills_loses_and_duplicates_nothing(tmp_path):
     assert result["kills"] == {kind: 1 for kind in KINDS}
     assert result["snapshot_equal"] and result["snapshot_rows"] > 0
     # The worker kill took a run with it, and the heartbeat automation marked it Crashed.
-    assert result["runs_killed_with_worker"] >= 1 and result["killed_runs_not_crashed"] == []
+    assert result["runs_killed_with_worker"] >= 1 and result["killed_runs_left_in_flight"] == []
     assert result["crashed_by_heartbeat"] >= 1
     assert result["unrecovered_runs"] == []
     assert result["reconcile"]["unexplained"] == 0
