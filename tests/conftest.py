@@ -31,7 +31,6 @@ HH_DEV = SHARED_DATA / "hh-rlhf-harmless-dev.jsonl.gz"
 # machine; a stable sort keeps every file's own test order.
 LONGEST_FIRST = (
     "tests/test_readme_contract.py",
-    "tests/flows/test_soak.py",
     "tests/flows/test_task_runners.py",
     "tests/models/judges/test_judge_replicas.py",
     "tests/flows/test_trigger_chain.py",
