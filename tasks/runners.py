@@ -40,13 +40,14 @@ def build_task_runner(cfg: TaskRunnerSettings) -> TaskRunner:
         # OMP_NUM_THREADS=1 per process was fastest for small CPU models (prefect.yaml).
         options = {"n_workers": cfg.workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
         return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={**options, **cfg.cluster_options})
-    from prefect_ray import RayTaskRunner
+    from tasks.ray_runner import LocalRayTaskRunner, RayTaskRunner
 
     if cfg.address:
         return RayTaskRunner(address=cfg.address)
     # One CPU slot per chunk task, so `workers` chunks run at once; no dashboard to serve.
     options = {"num_cpus": cfg.workers, "include_dashboard": False}
-    return RayTaskRunner(init_kwargs={**options, **cfg.cluster_options})
+    return LocalRayTaskRunner(init_kwargs={**options, **cfg.cluster_options})
+
 
 
 def _check_api_shared(cfg: TaskRunnerSettings) -> None:

@@ -162,14 +162,14 @@ def test_dask_run_from_settings_equals_serial(serial_run, pg_schema_url, input_p
 def ray_run_settings(prefect_harness, pg_schema_url, tmp_path_factory):
     """A local Ray started once for the module, as tasks/runners.py would start it for the Ray run's settings.
 
-    Started here rather than by the flow's runner (which then joins it) so that one slow start can be
-    retried: Ray gives its raylet a fixed 30 s to register (ray/_private/node.py), which a loaded
-    2-core machine can miss. Its processes keep the environment they start with, so the run's settings
-    are set first, and the Ray test runs with the same ones.
+    Started here rather than by the flow's runner (which then joins it), with the retry of a slow
+    start that the runner itself uses (tasks/ray_runner.py). Its processes keep the environment they
+    start with, so the run's settings are set first, and the Ray test runs with the same ones.
     """
     import ray
 
     from labeling.settings import load_settings
+    from tasks.ray_runner import start_local_ray
     from tasks.runners import build_task_runner
 
     # Ray runs the setup hook before it hands a worker the driver's sys.path: the hook's module must
@@ -180,15 +180,7 @@ def ray_run_settings(prefect_harness, pg_schema_url, tmp_path_factory):
     base, url = tmp_path_factory.mktemp("ray"), pg_schema_url()
     env = {"JURYFLOW__TASK_RUNNER__KIND": "ray", "JURYFLOW__TASK_RUNNER__CLUSTER_OPTIONS": json.dumps(options)}
     with run_settings(base, url, **env):
-        init_kwargs = build_task_runner(load_settings().task_runner).init_kwargs
-        for attempt in range(3):
-            try:
-                ray.init(**init_kwargs)
-                break
-            except Exception as exc:
-                if "timed out during startup" not in str(exc) or attempt == 2:
-                    raise
-                ray.shutdown()
+        start_local_ray(build_task_runner(load_settings().task_runner).init_kwargs)
     yield base, url, env
     ray.shutdown()
 

@@ -53,6 +53,70 @@ def test_ray_gets_one_cpu_slot_per_worker_unless_given_a_cluster(api_url):
     assert build_task_runner(TaskRunnerSettings(kind="ray", address="ray://head:10001")).address == "ray://head:10001"
 
 
+class _FlakyRay:
+    """ray.init and ray.shutdown, recorded; init fails as a raylet that missed Ray's 30 s deadline does."""
+
+    def __init__(self, failures: list[Exception]):
+        self.failures, self.calls, self.up = failures, [], False
+
+    def init(self, **kwargs):
+        self.calls.append("init")
+        if self.failures:
+            raise self.failures.pop(0)
+        self.up = True
+
+    def shutdown(self):
+        self.calls.append("shutdown")
+        self.up = False
+
+    def is_initialized(self):
+        return self.up
+
+
+TIMED_OUT = Exception("The current node timed out during startup. This could happen because some of the raylet failed")
+
+
+def test_a_local_ray_that_misses_its_start_deadline_is_started_again(monkeypatch):
+    import tasks.ray_runner as ray_runner
+
+    fake = _FlakyRay([TIMED_OUT, TIMED_OUT])
+    monkeypatch.setattr(ray_runner, "ray", fake)
+    ray_runner.start_local_ray({"num_cpus": 2})
+    assert fake.calls == ["init", "shutdown", "init", "shutdown", "init"] and fake.up
+
+    gave_up = _FlakyRay([TIMED_OUT] * 3)
+    monkeypatch.setattr(ray_runner, "ray", gave_up)
+    with pytest.raises(Exception, match="timed out during startup"):
+        ray_runner.start_local_ray({})
+    assert gave_up.calls.count("init") == ray_runner.RAY_START_ATTEMPTS
+
+    other = _FlakyRay([ValueError("object_store_memory must be at least 75 MB")])
+    monkeypatch.setattr(ray_runner, "ray", other)
+    with pytest.raises(ValueError, match="object_store_memory"):
+        ray_runner.start_local_ray({})
+    assert other.calls == ["init"]  # a setting's error is not retried
+
+
+def test_the_local_ray_runner_stops_the_ray_it_started_and_only_that(monkeypatch, api_url):
+    import tasks.ray_runner as ray_runner
+
+    fake = _FlakyRay([TIMED_OUT])
+    monkeypatch.setattr(ray_runner, "ray", fake)
+    monkeypatch.setattr(ray_runner.RayTaskRunner, "__enter__", lambda self: self)
+    monkeypatch.setattr(ray_runner.RayTaskRunner, "__exit__", lambda self, *exc: None)
+    runner = build_task_runner(TaskRunnerSettings(kind="ray", workers=2))
+    with runner:
+        assert fake.up
+    assert not fake.up and fake.calls[-1] == "shutdown"
+
+    joined = _FlakyRay([])
+    joined.up = True  # started by someone else (a test fixture, `ray start`): left running
+    monkeypatch.setattr(ray_runner, "ray", joined)
+    with build_task_runner(TaskRunnerSettings(kind="ray", workers=2)):
+        pass
+    assert joined.up and joined.calls == []
+
+
 def test_cluster_workers_without_a_prefect_api_is_a_one_line_fix():
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
