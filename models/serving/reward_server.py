@@ -220,16 +220,15 @@ def _handler_class(server: RewardServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:  # noqa: N802
             route = self.routes.get(urlsplit(self.path).path)
             if route is None:
-                return self._error(HTTPStatus.NOT_FOUND, f"no POST {urlsplit(self.path).path}: use /get_reward or /score")
+                return self._refuse(HTTPStatus.NOT_FOUND, f"no POST {urlsplit(self.path).path}: use /get_reward or /score")
             if not server.authorized(self.headers, self.path):
-                return self._error(HTTPStatus.UNAUTHORIZED, "missing or wrong token: send 'Authorization: Bearer <token>'")
+                return self._refuse(HTTPStatus.UNAUTHORIZED, "missing or wrong token: send 'Authorization: Bearer <token>'")
             length = self.headers.get("Content-Length")
             if length is None or not length.isdigit():
-                return self._error(HTTPStatus.LENGTH_REQUIRED, "request needs a Content-Length header")
+                return self._refuse(HTTPStatus.LENGTH_REQUIRED, "request needs a Content-Length header")
             if int(length) > server.config.max_request_bytes:
-                self.close_connection = True  # the unread body would be taken for the next request
-                return self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body of {length} bytes is over "
-                                   f"max_request_bytes={server.config.max_request_bytes}: split the request")
+                return self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body of {length} bytes is over "
+                                    f"max_request_bytes={server.config.max_request_bytes}: split the request")
             try:
                 body = json.loads(self.rfile.read(int(length)) or b"null")
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -256,6 +255,12 @@ def _handler_class(server: RewardServer) -> type[BaseHTTPRequestHandler]:
         def _error(self, status: HTTPStatus, message: str) -> None:
             self._send(status, {"error": message})
 
+        def _refuse(self, status: HTTPStatus, message: str) -> None:
+            # Refused before its body was read: on a kept-alive connection the unread body would be
+            # parsed as the next request, so this connection ends with the reply.
+            self.close_connection = True
+            self._error(status, message)
+
         def _send(self, status: HTTPStatus, payload: dict) -> None:
             data = json.dumps(payload).encode()
             self.send_response(status)
@@ -263,6 +268,8 @@ def _handler_class(server: RewardServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data)))
             if status == HTTPStatus.SERVICE_UNAVAILABLE:
                 self.send_header("Retry-After", "1")
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(data)
 

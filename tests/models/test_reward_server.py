@@ -102,6 +102,24 @@ def test_malformed_requests_get_a_4xx_naming_the_problem(server, path, body, sta
     assert got_status == status and message in got["error"], got
 
 
+def test_a_request_refused_before_its_body_is_read_does_not_break_a_kept_alive_connection(server) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    conn = http.client.HTTPConnection(urlsplit(server.url).netloc, timeout=30)
+    body = json.dumps({"query": ["a response"]})
+    for path in ("/nowhere", "/get_reward"):  # 404 unknown route; then one the server reads, kept alive
+        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        reply = conn.getresponse()
+        reply.read()
+        # The next request on this client must be parsed as a request, not as the unread body's tail.
+        conn.request("GET", "/health")
+        health = conn.getresponse()
+        assert health.status == 200 and json.loads(health.read())["status"] == "ok", path
+    assert reply.status == 200 and reply.getheader("Connection") != "close"
+    conn.close()
+
+
 def test_health_names_the_model(server, registered_rm) -> None:
     with urllib.request.urlopen(f"{server.url}/health", timeout=10) as response:
         assert json.loads(response.read()) == {"status": "ok", "model_version": registered_rm[1]}
