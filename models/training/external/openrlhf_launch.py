@@ -153,13 +153,22 @@ def check_arguments(args: list[str], options: dict[str, dict[str, Any]] | None =
 
 
 def reward_url_for_launch(reward_url: str) -> str:
-    """The URL OpenRLHF posts to; off loopback the server wants a token, which only OpenRLHF's URL can carry."""
-    from urllib.parse import urlsplit
+    """The URL OpenRLHF posts to; off loopback the server wants a token, which only OpenRLHF's URL can carry.
 
+    The token itself is never taken in: the script and launch.json are files people share, so the
+    script adds it from $JURYFLOW_REWARD_TOKEN when it runs.
+    """
+    from urllib.parse import parse_qs, urlsplit
+
+    from labeling.errors import UserError
     from models.serving.reward_server import is_loopback
 
-    host = urlsplit(reward_url).hostname or ""
-    if is_loopback(host) or "token=" in reward_url:
+    parts = urlsplit(reward_url)
+    given = parse_qs(parts.query).get("token")
+    if given and given != [TOKEN_PLACEHOLDER]:
+        raise UserError(f"--reward-url for {parts.hostname}{parts.path} carries a token: drop ?token=...; "
+                        f"the launch script adds it from ${TOKEN_ENV} when it runs")
+    if is_loopback(parts.hostname or "") or given:
         return reward_url
     return f"{reward_url}{'&' if '?' in reward_url else '?'}token={TOKEN_PLACEHOLDER}"
 

@@ -84,6 +84,17 @@ def test_script_reads_the_token_from_the_environment_never_holds_it() -> None:
     assert out.strip() == "http://10.0.0.5:5000/get_reward?token=tok"
 
 
+def test_a_reward_url_that_carries_a_token_is_refused_without_echoing_it() -> None:
+    from labeling.errors import UserError
+    from models.training.external.openrlhf_launch import reward_url_for_launch
+
+    with pytest.raises(UserError, match="carries a token: drop") as info:
+        reward_url_for_launch("http://10.0.0.5:5000/get_reward?token=s3cret-value")
+    assert "s3cret-value" not in str(info.value)
+    placeholder = "http://10.0.0.5:5000/get_reward?token=__JURYFLOW_REWARD_TOKEN__"
+    assert reward_url_for_launch(placeholder) == placeholder  # already the script's stand-in: kept
+
+
 def test_launch_ppo_cli_writes_the_script_and_refuses_run_without_ray(tmp_path: Path, clean_env, tiny_reward_model_dir) -> None:
     from models.training.registry import Registry
 
