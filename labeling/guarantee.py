@@ -116,13 +116,17 @@ def guaranteed_threshold(
     each tested by its stratified bound with the strata split at ``focus_above``; coverage is then
     the share of the stream accepted.
     """
-    if stream_confidence is not None:
-        return _focused_threshold(confidence, correct, alpha, delta, min_calibration_size, stage,
-                                  np.asarray(stream_confidence, dtype=float), focus_above)  # fmt: skip
     if not (0.0 < alpha < 1.0 and 0.0 < delta < 1.0):
         raise ValueError(f"alpha ({alpha}) and delta ({delta}) must both be in (0, 1)")
     if procedure not in PROCEDURES:
         raise ValueError(f"routing procedure {procedure!r} is unknown: use one of {', '.join(PROCEDURES)}")
+    if stream_confidence is not None:
+        # The focused test has its own procedure and takes no eligibility mask: refuse, not ignore.
+        if eligible is not None or procedure != DEFAULT_PROCEDURE:
+            raise ValueError("focused audits (stream_confidence) use their own stratified test: "
+                             "pass neither eligible nor procedure with it")
+        return _focused_threshold(confidence, correct, alpha, delta, min_calibration_size, stage,
+                                  np.asarray(stream_confidence, dtype=float), focus_above)  # fmt: skip
     conf = np.asarray(confidence, dtype=float)
     ok = np.asarray(correct, dtype=bool)
     if conf.shape != ok.shape:

@@ -129,6 +129,16 @@ def test_guaranteed_threshold_reports_stream_coverage_for_focused_audits() -> No
     assert "focused audits above 0.85" in res.status and res.upper_bound <= 0.3
 
 
+def test_focused_threshold_checks_its_arguments_like_the_plain_one() -> None:
+    conf, wrong = stream(2_000, 7)
+    idx = draw_audits(conf, FOCUSED, 1)
+    focused = {"stream_confidence": conf, "focus_above": 0.85}
+    with pytest.raises(ValueError, match=r"alpha \(1.5\) and delta"):
+        guaranteed_threshold(conf[idx], ~wrong[idx], 1.5, DELTA, 50, **focused)
+    with pytest.raises(ValueError, match="pass neither eligible nor procedure"):
+        guaranteed_threshold(conf[idx], ~wrong[idx], 0.3, DELTA, 50, eligible=[True] * idx.size, **focused)
+
+
 def test_recalibration_thins_audits_to_the_design_in_force_and_tests_them_stratified() -> None:
     conf, wrong = stream(20_000, 6)
     ids = [f"s{i:05d}" for i in range(conf.size)]
