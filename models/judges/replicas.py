@@ -11,12 +11,13 @@ one request:
   is marked down;
 - **health**: a down server gets no requests for a cool-down (``cooldown_s``, doubling with each
   failure in a row up to ``max_cooldown_s``); then the next caller runs ``probe(server)`` (a
-  cheap health check) and a server that answers takes requests again. A dead server is never dropped
+  cheap health check) and a server that answers takes requests again. Only an answered request
+  ends the run of failures. A dead server is never dropped
   for good: a restarted replica is back after its cool-down.
 
 A request fails once every server has failed it, failed its health check or is cooling down after
-failing another request, with one line naming each URL. Any other exception (a wrong key, a missing model) is the same on every replica and is
-raised at once. A request whose server died before answering is sent again elsewhere; judge
+failing another request, with one line naming each URL. Any other exception (a wrong key, a
+missing model) is the same on every replica and is raised at once. A request whose server died before answering is sent again elsewhere; judge
 requests are read-only and greedy, so sending one twice is harmless, and each request returns
 exactly one answer. With a single server there is nowhere to fail over to: its error is raised as
 it is, and the server is never marked down.
@@ -116,12 +117,12 @@ class ServerPool:
             try:
                 result = call(server)
             except ServerUnavailableError as exc:
-                self._release(server, exc)
+                self._release(server, exc, answered=False)
                 if len(self.servers) == 1:
                     raise
                 failed[server.url] = exc.reason
             except BaseException:
-                self._release(server, None)
+                self._release(server, None, answered=False)
                 raise
             else:
                 self._release(server, None)
@@ -139,7 +140,10 @@ class ServerPool:
             with self._cond:
                 server.probing = False
                 if answered:
-                    server.down_until, server.failures = None, 0
+                    # Back in the pool, but still on probation: only an answered request resets
+                    # the failure count, so a server that passes its health check and then fails
+                    # its requests keeps doubling its cool-down.
+                    server.down_until = None
                     log.info("judge server %s answers its health check again: back in the pool", server.url)
                 else:
                     self._mark_down(server, "no answer to its health check")
@@ -172,12 +176,13 @@ class ServerPool:
             # Woken by a release or a probe's end; or, at the latest, when a cool-down ends.
             self._cond.wait(timeout=min((s.down_until - now for s in cooling), default=None))
 
-    def _release(self, server: Server, error: ServerUnavailableError | None) -> None:
+    def _release(self, server: Server, error: ServerUnavailableError | None, answered: bool = True) -> None:
         with self._cond:
             server.in_flight -= 1
-            if error is None:
+            if answered:
                 server.served += 1
-            elif len(self.servers) > 1:
+                server.failures = 0
+            elif error is not None and len(self.servers) > 1:
                 self._mark_down(server, error.reason)
             self._cond.notify_all()
 

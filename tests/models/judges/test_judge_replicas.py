@@ -96,6 +96,22 @@ def test_pool_cool_down_doubles_while_a_server_stays_down():
     assert b.down_until == 3.0 and b.failures == 2
 
 
+def test_pool_cool_down_keeps_doubling_for_a_server_that_passes_its_health_check_but_fails_requests():
+    clock = Clock()
+    pool = _pool("http://a", "http://b", per_server=1, probe=lambda s: True, clock=clock)
+    failing_b = lambda s: _unavailable(s) if s.url == "http://b" else s.url  # noqa: E731
+    b = pool.servers[1]
+    for expected_wait in (1.0, 2.0, 4.0):
+        while b.down_until is None or b.down_until <= clock.now:  # its probe passes; its request fails again
+            pool.run(failing_b)
+        assert b.down_until - clock.now == expected_wait, b
+        clock.now = b.down_until
+    assert pool.run(lambda s: s.url) in {"http://a", "http://b"}
+    while b.failures:  # a request b answers ends its run of failures
+        pool.run(lambda s: s.url)
+    assert b.served >= 1 and b.down_until is None
+
+
 def test_pool_all_servers_failing_is_one_line_naming_each_url():
     pool = _pool("http://a:1/v1", "http://b:2/v1")
     with pytest.raises(AllServersFailedError) as info:
@@ -124,6 +140,7 @@ def test_pool_raises_other_errors_at_once():
         pool.run(wrong_key)
     assert len(calls) == 1  # the same on every replica: not tried elsewhere
     assert all(s.down_until is None and s.in_flight == 0 for s in pool.servers)
+    assert pool.served() == {"http://a": 0, "http://b": 0}  # a raised request was not answered
 
 
 def test_pool_rejects_a_url_listed_twice():
