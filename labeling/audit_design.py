@@ -28,7 +28,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labeling.schemas import unit_hash
 from labeling.threshold_procedures import Tested, clopper_pearson_upper, min_accepted_at_half_alpha
+
+
+def is_audited(sample_id: str, audit_rate: float) -> bool:
+    """A deterministic draw: the same sample is always (or never) audited, on every rerun."""
+    return unit_hash("audit", sample_id) < audit_rate
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,11 @@ class AuditDesign:
         if confidence is not None and self.focused and confidence >= self.focus_above:
             return float(self.focus_rate)
         return float(self.rate)
+
+    def keeps(self, sample_id: str, confidence: float | None) -> bool:
+        """Whether routing under this design audits the sample. One hash per sample against its
+        probability: the draws are nested, so audits drawn under a richer design thin down to this one."""
+        return is_audited(sample_id, self.probability(confidence))
 
 
 def stratum_of(confidence: np.ndarray, focus_above: float | None) -> np.ndarray:

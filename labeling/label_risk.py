@@ -36,7 +36,6 @@ from pydantic import BaseModel
 from labeling.audit_design import AuditDesign
 from labeling.records import read_active_thresholds
 from labeling.recalibration import stale_sample_ids
-from labeling.routing import is_audited
 from labeling.schemas import FinalLabel, LabelSource, RouteReason
 
 if TYPE_CHECKING:
@@ -251,7 +250,7 @@ def estimate_label_risk(store: Store, design: AuditDesign | None = None) -> Labe
     ``design`` is the audit design in force (routing settings); a focused one weights each audit by
     1 / its inclusion probability at the labeler's confidence."""
     finals = store.get_final_labels(sources=HUMAN_SOURCES)  # judge labels grow with every batch: not read
-    human_ids = sorted(s for s, f in finals.items() if f.source in HUMAN_SOURCES)
+    human_ids = sorted(finals)
     routes, verdicts = store.get_routes(human_ids), store.get_verdicts(human_ids)
     stale = stale_sample_ids(store)  # audits from before a drift alarm describe an older stream
     focused = design is not None and design.focused
@@ -266,10 +265,10 @@ def estimate_label_risk(store: Store, design: AuditDesign | None = None) -> Labe
             continue
         if focused:
             ai = labeler.get(sid)
-            probability = design.probability(ai.confidence if ai is not None else None)
-            if not is_audited(sid, probability):  # drawn under a richer older design: thinned, as recalibration does
+            confidence = ai.confidence if ai is not None else None
+            if not design.keeps(sid, confidence):  # drawn under a richer older design: thinned, as recalibration does
                 continue
-            weights.append(1.0 / probability)
+            weights.append(1.0 / design.probability(confidence))
         conf.append(verdict.confidence)
         wrong.append(verdict.preferred != human)
     thresholds = read_active_thresholds(store)

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import BaseModel
 
-from labeling.audit_design import AuditDesign
 from labeling.calibration import confidence_of, expected_calibration_error, fit_calibrator
 from labeling.drift import DriftResult, check_drift
 from labeling.guarantee import guaranteed_threshold
@@ -30,7 +29,6 @@ from labeling.records import (
     write_drift_alarm,
     write_thresholds,
 )
-from labeling.routing import is_audited
 from labeling.schemas import LabelSource, RouteReason, SampleState, content_hash
 from labeling.settings import RoutingSettings
 
@@ -77,9 +75,10 @@ class ThresholdFit:
     correct: list[bool]
 
 
-def load_audit_set(store: Store, with_stream: bool = False) -> AuditSet:
+def load_audit_set(store: Store, routing: RoutingSettings | None = None) -> AuditSet:
     """Audit samples whose humans have decided, with their AI label (cold-start audits have none: skipped);
-    ``with_stream`` also loads every AI-labeled sample's confidence (focused audits need them)."""
+    with focused audits in ``routing``, also every AI-labeled sample's confidence (their test needs them)."""
+    with_stream = routing is not None and routing.audit_design.focused
     # Any state after routing can hold a human label (imports may land before the judge stage).
     states = (SampleState.labeled, SampleState.human_pending, SampleState.judge_pending)
     ids = sorted({sid for state in states for sid in store.ids_in_state(state)})
@@ -231,16 +230,18 @@ def focused_test(
     """With focused audits in force: which audits the design in force would have drawn (the draws
     are nested, so an audit drawn at a higher rate is kept only if its hash is under today's
     probability), and the stream's confidences for that labeler. None for uniform audits."""
-    design = AuditDesign(routing.audit_rate, routing.audit_focus_above, routing.audit_focus_rate)
+    design = routing.audit_design
     if not design.focused:
         return None
-    kept = [i for i, (sid, c) in enumerate(zip(ids, conf, strict=True)) if is_audited(sid, design.probability(float(c)))]
-    stream = [
-        confidence_of(np.array([p]))[0]
-        for sid, p, v in zip(audit.stream_sample_id, audit.stream_p_a, audit.stream_labeler_version, strict=True)
-        if v == labeler_version and sid not in stale
-    ]
-    return {"kept": kept, "stream": np.array(stream, dtype=float)}
+    if audit.sample_id and not audit.stream_sample_id:
+        # Every audit is part of the stream: an empty stream means it was never loaded.
+        raise ValueError("focused audits are in force but the audit set was loaded without the stream's "
+                         "confidences: load it with load_audit_set(store, routing)")
+    kept = [i for i, (sid, c) in enumerate(zip(ids, conf, strict=True)) if design.keeps(sid, float(c))]
+    in_stream = [v == labeler_version and sid not in stale
+                 for sid, v in zip(audit.stream_sample_id, audit.stream_labeler_version, strict=True)]  # fmt: skip
+    stream_p_a = np.asarray(audit.stream_p_a, dtype=float)[np.asarray(in_stream, dtype=bool)]
+    return {"kept": kept, "stream": confidence_of(stream_p_a)}
 
 
 def fit_and_record_thresholds(

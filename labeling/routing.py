@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from labeling.audit_design import AuditDesign
+from labeling.audit_design import AuditDesign, is_audited
 from labeling.guarantee import ActiveThresholds
-from labeling.schemas import AILabel, JudgeVerdict, Route, RouteReason, unit_hash
+from labeling.schemas import AILabel, JudgeVerdict, Route, RouteReason
 from labeling.settings import RoutingSettings
 
 log = logging.getLogger(__name__)
@@ -79,16 +79,11 @@ def policy_in_force(
     )
 
 
-def is_audited(sample_id: str, audit_rate: float) -> bool:
-    """A deterministic draw: the same sample is always (or never) audited, on every rerun."""
-    return unit_hash("audit", sample_id) < audit_rate
-
-
 def audit_reasons(sample_id: str, label: AILabel | None, design: AuditDesign) -> list[RouteReason]:
     """[audit] or []. The inclusion probability depends on the confidence only, so audits stay a
     uniform sample within each stratum; the draws are nested (one hash against the probability), so
     recalibration can thin audits drawn under a richer design down to the design in force."""
-    return [RouteReason.audit] if is_audited(sample_id, design.probability(label and label.confidence)) else []
+    return [RouteReason.audit] if design.keeps(sample_id, label and label.confidence) else []
 
 
 def route_after_labeler(sample_id: str, label: AILabel | None, policy: RoutingPolicy) -> Route:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+if TYPE_CHECKING:
+    from labeling.audit_design import AuditDesign
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 DEFAULT_CONSTITUTION = PACKAGE_ROOT / "constitutions" / "default.yaml"
@@ -37,6 +40,13 @@ class RoutingSettings(_Section):
     delta: float = Field(0.1, gt=0.0, lt=1.0, description="allowed probability that the guarantee fails")
     min_calibration_size: int = Field(100, ge=10, description="audit labels needed before thresholds are trusted")
     calibration_method: Literal["temperature", "isotonic"] = "isotonic"
+
+    @property
+    def audit_design(self) -> AuditDesign:
+        """The audit design these settings put in force (routing draws by it; recalibration thins to it)."""
+        from labeling.audit_design import AuditDesign
+
+        return AuditDesign(self.audit_rate, self.audit_focus_above, self.audit_focus_rate)
 
     @model_validator(mode="after")
     def _ordered(self) -> RoutingSettings:

@@ -26,7 +26,7 @@ DRIFT_EVENT = "juryflow.routing.drift"
 def load_audit_set() -> AuditSet:
     """Audit samples with a human decision, joined with the AI label and the judge verdict."""
     cfg = resources.settings()
-    return recalibration.load_audit_set(resources.store(cfg), with_stream=cfg.routing.audit_focus_above is not None)
+    return recalibration.load_audit_set(resources.store(cfg), cfg.routing)
 
 
 @task(name="check-routing-drift")

@@ -159,3 +159,7 @@ def test_recalibration_thins_audits_to_the_design_in_force_and_tests_them_strati
     assert fit.thresholds.n_audit == len(in_force) < len(audited)
     assert fit.thresholds.labeler_threshold is not None
     assert "focused audits above 0.85" in fit.thresholds.status
+    # The same audits loaded without the stream: refused, never a silent "too few audits".
+    bare = audit.model_copy(update={"stream_sample_id": [], "stream_p_a": [], "stream_labeler_version": []})
+    with pytest.raises(ValueError, match="loaded without the stream"):
+        fit_thresholds(bare, routing, set(), DriftCheck(message="no drift"))
