@@ -58,7 +58,7 @@ def started_cluster(kind: str, workers: int):
     if kind == "dask":
         from distributed import LocalCluster
 
-        options = {"preload": [counting_models.__name__]}
+        options = counting_models.dask_cluster_options()
         runner = build_task_runner(TaskRunnerSettings(kind="dask", workers=workers, cluster_options=options))
         with LocalCluster(**runner.cluster_kwargs) as cluster:
             cluster.wait_for_workers(workers)
@@ -66,17 +66,10 @@ def started_cluster(kind: str, workers: int):
         return
     import ray
 
-    options = {"runtime_env": {"worker_process_setup_hook": f"{counting_models.__name__}.install",
-                               "env_vars": {"PYTHONPATH": str(REPO)}}, "object_store_memory": 100 * 2**20}  # fmt: skip
-    init_kwargs = build_task_runner(TaskRunnerSettings(kind="ray", workers=workers, cluster_options=options)).init_kwargs
-    for attempt in range(3):  # Ray gives its raylet a fixed 30 s to register, which a loaded machine can miss
-        try:
-            ray.init(**init_kwargs)
-            break
-        except Exception as exc:
-            if "timed out during startup" not in str(exc) or attempt == 2:
-                raise
-            ray.shutdown()
+    from tasks.ray_runner import start_local_ray
+
+    options = counting_models.ray_cluster_options()
+    start_local_ray(build_task_runner(TaskRunnerSettings(kind="ray", workers=workers, cluster_options=options)).init_kwargs)
     try:
         yield {"JURYFLOW__TASK_RUNNER__KIND": "ray"}  # RayTaskRunner joins the Ray this process started
     finally:

@@ -20,6 +20,19 @@ from labeling.settings import load_settings
 from models.base import AILabeler, Judge
 
 EVENTS = "model-events.log"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def dask_cluster_options() -> dict:
+    """task_runner.cluster_options that make each Dask worker install these models as it starts."""
+    return {"preload": [__name__]}
+
+
+def ray_cluster_options() -> dict:
+    """The same for Ray. Ray runs the setup hook before it hands a worker the driver's sys.path, so
+    this module must be importable from PYTHONPATH. A small object store: chunk results are a few counts."""
+    return {"runtime_env": {"worker_process_setup_hook": f"{__name__}.install", "env_vars": {"PYTHONPATH": str(REPO)}},
+            "object_store_memory": 100 * 2**20}  # fmt: skip
 
 
 def record(event: str, n: int = 0) -> None:

@@ -20,7 +20,6 @@ from sqlalchemy import create_engine, select, text
 from tests.flows import counting_models
 
 PG_URL = os.environ.get("JURYFLOW_TEST_PG_URL")
-REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [
     pytest.mark.integration,
@@ -152,7 +151,7 @@ def test_dask_run_from_settings_equals_serial(serial_run, pg_schema_url, input_p
     dask = run_label_batch(
         tmp_path_factory.mktemp("dask"), pg_schema_url(), lambda mp: label_batch(str(input_path)),
         JURYFLOW__TASK_RUNNER__KIND="dask", JURYFLOW__TASK_RUNNER__WORKERS="2",
-        JURYFLOW__TASK_RUNNER__CLUSTER_OPTIONS=json.dumps({"preload": [counting_models.__name__]}),
+        JURYFLOW__TASK_RUNNER__CLUSTER_OPTIONS=json.dumps(counting_models.dask_cluster_options()),
     )  # fmt: skip
     assert_same_as_serial(dask, serial_run)
     assert_chunks_spread_and_models_loaded_once(dask["events"])
@@ -172,11 +171,7 @@ def ray_run_settings(prefect_harness, pg_schema_url, tmp_path_factory):
     from tasks.ray_runner import start_local_ray
     from tasks.runners import build_task_runner
 
-    # Ray runs the setup hook before it hands a worker the driver's sys.path: the hook's module must
-    # be importable from PYTHONPATH. A small object store: chunk results are a few counts.
-    options = {"runtime_env": {"worker_process_setup_hook": f"{counting_models.__name__}.install",
-                               "env_vars": {"PYTHONPATH": str(REPO)}},
-               "object_store_memory": 100 * 2**20}  # fmt: skip
+    options = counting_models.ray_cluster_options()
     base, url = tmp_path_factory.mktemp("ray"), pg_schema_url()
     env = {"JURYFLOW__TASK_RUNNER__KIND": "ray", "JURYFLOW__TASK_RUNNER__CLUSTER_OPTIONS": json.dumps(options)}
     with run_settings(base, url, **env):
