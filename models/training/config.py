@@ -104,6 +104,15 @@ class DPOStageConfig(NoiseAwareFields, LoraFields, SnapshotFields, DPOConfig):
 
     STAGE: ClassVar[str] = "dpo"
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # Refused at recipe load, before any model loads or a registry version is taken.
+        if self.noise_aware and self.noise_loss != "soft":
+            raise RecipeError(
+                f"training.noise_loss is {self.noise_loss!r}, but noise-aware DPO has the soft loss only "
+                "(conservative DPO): set training.noise_loss: soft, or use bounded for the reward model"
+            )
+
 
 @dataclass
 class RLOOStageConfig(LoraFields, SnapshotFields, RLOOConfig):

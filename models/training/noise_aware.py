@@ -150,12 +150,7 @@ class NoiseAwareDPOTrainer(DPOTrainer):
     """DPOTrainer with per-row conservative DPO: the sigmoid loss smoothed by each row's p_wrong."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if getattr(self.args, "noise_loss", "soft") != "soft":
-            raise ValueError(
-                f"noise-aware DPO has the soft loss only (conservative DPO); this run has noise_loss="
-                f"{self.args.noise_loss!r}: set training.noise_loss: soft"
-            )
+        super().__init__(*args, **kwargs)  # noise_loss: bounded is refused at recipe load (DPOStageConfig)
         if list(self.loss_types) != ["sigmoid"] or self.args.use_weighting or self._is_vision_dataset:
             raise ValueError(
                 f"noise-aware DPO smooths the text 'sigmoid' loss only; this run has loss_type={self.loss_types}, "
