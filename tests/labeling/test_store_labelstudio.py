@@ -7,6 +7,7 @@ import pytest
 from labeling.labelstudio.harvest import annotation_hash
 from labeling.labelstudio.push import build_task, task_from_texts
 from labeling.labelstudio.reconcile import ReconcileSummary
+from labeling.schemas import HumanLabel
 from labeling.store import HumanTask, Store, UnknownSampleError
 from labeling.store import labelstudio as ls_store
 from labeling.store.labelstudio import HarvestedAnnotation
@@ -54,7 +55,11 @@ def test_harvested_annotations_by_task_and_legacy_label_keys(store: Store) -> No
     ls_store.record_harvested(store, [row])  # idempotent
     assert ls_store.harvested_by_task(store, 1, [10, 11]) == {10: [row]}
     assert ls_store.harvested_by_task(store, 2, [10]) == {}
-    assert ls_store.human_label_keys(store, ["ls:1:5"]) == set()
+    # Annotation keys held as human labels: the one recorded, not the one only harvested.
+    (sample,) = make_samples(1)
+    store.add_samples([sample], source="t")
+    store.record_human_labels([HumanLabel(sample_id=sample.sample_id, annotation_id="ls:1:6", annotator="a", choice="A")])
+    assert ls_store.human_label_keys(store, ["ls:1:5", "ls:1:6", "ls:1:7"]) == {"ls:1:6"}
 
 
 def test_review_texts_keep_the_order_and_name_unknown_samples(store: Store) -> None:
