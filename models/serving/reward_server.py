@@ -90,6 +90,7 @@ class BatchingScorer:
         self._score_items = score_items
         self._micro_batch_size = micro_batch_size
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=max_queued)
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reward-scorer", daemon=True)
         self._thread.start()
 
@@ -100,13 +101,19 @@ class BatchingScorer:
         return job.future
 
     def close(self) -> None:
-        self._queue.put(None)
+        """Stop after the batch being scored; requests still queued get an error, not a hang."""
+        self._closing.set()
+        try:  # wakes an idle scorer; a full queue means it is busy and sees _closing after its batch
+            self._queue.put(None, timeout=1)
+        except queue.Full:
+            pass
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
         while True:
             job = self._queue.get()
             if job is None:
+                self._fail_queued(RuntimeError("the reward server is shutting down"))
                 return
             jobs, n_texts = [job], len(job.items)
             while n_texts < self._micro_batch_size:  # gather what is already waiting, never wait for more
@@ -120,6 +127,18 @@ class BatchingScorer:
                 jobs.append(more)
                 n_texts += len(more.items)
             self._score(jobs)
+            if self._closing.is_set():
+                self._fail_queued(RuntimeError("the reward server is shutting down"))
+                return
+
+    def _fail_queued(self, exc: Exception) -> None:
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None:
+                job.future.set_exception(exc)
 
     def _score(self, jobs: list[_Job]) -> None:
         items = [item for job in jobs for item in job.items]

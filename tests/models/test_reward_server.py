@@ -160,3 +160,32 @@ def test_openrlhf_request_parsing() -> None:
     assert strip_end("x </s> ", ["</s>"]) == "x"
     with pytest.raises(RequestError, match="as long as 'query'"):
         parse_openrlhf_request({"query": ["a", "b"], "labels": ["x"]}, max_items=4)
+
+
+def test_closing_a_busy_scorer_with_a_full_queue_returns_and_fails_what_is_queued() -> None:
+    import threading
+
+    from models.serving.reward_protocol import ScoreItem
+    from models.serving.reward_server import BatchingScorer
+
+    release = threading.Event()
+
+    def stuck_model(items):
+        release.wait(30)
+        return [1.0] * len(items)
+
+    scorer = BatchingScorer(stuck_model, micro_batch_size=1, max_queued=2)
+    running = scorer.submit([ScoreItem(prompt=None, response="x")])
+    while scorer._queue.qsize():  # the scorer thread has taken the first job and is stuck in the model
+        pass
+    queued = [scorer.submit([ScoreItem(prompt=None, response=str(i))]) for i in range(2)]  # the queue is full
+    closer = threading.Thread(target=scorer.close)
+    closer.start()
+    closer.join(timeout=3)
+    release.set()
+    closer.join(timeout=30)
+    assert not closer.is_alive()
+    assert running.result(timeout=5) == [1.0]  # the batch being scored finishes
+    for future in queued:  # what was still queued is refused, not scored after shutdown
+        with pytest.raises(RuntimeError, match="shutting down"):
+            future.result(timeout=5)
