@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,11 +74,10 @@ def push_samples(store: Store, client: LabelStudioClient, project_id: int, sampl
     if not sample_ids:
         return PushResult(created=[], found=found)
     push_id = uuid.uuid4().hex
-    # The intents are written while the texts are read (a write and a read: they do not wait on each other).
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        intents = pool.submit(ls_store.record_intents, store, push_id, project_id, list(sample_ids))
-        texts = ls_store.review_texts(store, sample_ids)
-        intents.result()
+    # In this thread: the store's open transaction (store.atomic) is a context variable, which a
+    # worker thread would not see.
+    ls_store.record_intents(store, push_id, project_id, list(sample_ids))
+    texts = ls_store.review_texts(store, sample_ids)
     payload = [task_from_texts(*row) for row in texts]
     # Same endpoint as the SDK's projects.import_tasks, minus its per-value Python encoder.
     response = client.post_json(f"importing {len(payload)} tasks into project {project_id}",
