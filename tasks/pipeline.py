@@ -17,7 +17,7 @@ from prefect import get_run_logger, task
 from labeling.cascade import JudgeStageCounts, LabelerStageCounts, judge_and_route, label_and_route
 from labeling.ingest import ingest_file
 from labeling.schemas import SampleState
-from labeling.store import IdRange
+from labeling.store import IdRange, paging
 from tasks import resources
 from tasks.retries import retry_transient
 
@@ -43,14 +43,14 @@ def ingest_input(input_path: str) -> dict:
 def list_id_ranges(state: SampleState, chunk_size: int) -> list[IdRange]:
     """The state's samples as chunks named by their first and last id: 50 small values for 100k samples,
     where a list of every id would sit in the flow's memory as this task's result and each chunk's parameters."""
-    return resources.store().id_ranges(state, chunk_size)
+    return paging.id_ranges(resources.store(), state, chunk_size)
 
 
 @task(name="ai-label-and-route", **RETRY)
 def ai_label_and_route(chunk: IdRange) -> LabelerStageCounts:
     cfg = resources.settings()
     st = resources.store(cfg)
-    return label_and_route(st, st.ids_in_range(chunk), resources.labeler(cfg), resources.policy_for(cfg, st))
+    return label_and_route(st, paging.ids_in_range(st, chunk), resources.labeler(cfg), resources.policy_for(cfg, st))
 
 
 @task(name="judge-and-merge", **RETRY)
@@ -58,7 +58,7 @@ def judge_and_merge(chunk: IdRange, critique: bool | None = None) -> JudgeStageC
     """Judge both A/B orders, then accept the judge's label or escalate to a human."""
     cfg = resources.settings()
     st = resources.store(cfg)
-    sample_ids = st.ids_in_range(chunk)
+    sample_ids = paging.ids_in_range(st, chunk)
     # Critiques for the reviewers only when verdicts carry none already (judge.critique, or critique=True).
     wants_critiques = cfg.judge.critique_escalated and not cfg.judge.critique and critique is not True
     critic = (lambda: resources.judge(cfg, critique=True)) if wants_critiques else None

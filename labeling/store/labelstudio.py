@@ -10,8 +10,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import Table, delete, select
 
+from labeling.store.paging import keyset_pages
 from labeling.store.sql import chunks, select_in, upsert
 from labeling.store.states import unknown_samples
 from labeling.store.store import HumanTask, Store
@@ -91,23 +92,15 @@ def tasks_by_task_id(store: Store, project_id: int, task_ids: Sequence[int]) -> 
 
 def iter_project_tasks(store: Store, project_id: int, page_size: int = 1000) -> Iterator[HumanTask]:
     """The project's recorded tasks in task id order, read a page at a time (keyset, not OFFSET)."""
-    after = -1
-    while True:
-        query = (select(human_tasks).where(human_tasks.c.project_id == project_id, human_tasks.c.task_id > after)
-                 .order_by(human_tasks.c.task_id).limit(page_size))
+
+    def read(after: int | None) -> list[HumanTask]:
+        query = select(human_tasks).where(human_tasks.c.project_id == project_id, human_tasks.c.task_id > (-1 if after is None else after))
         with store._read() as conn:
-            rows = conn.execute(query).all()
-        for r in rows:
-            yield HumanTask(sample_id=r.sample_id, project_id=r.project_id, task_id=r.task_id)
-        if len(rows) < page_size:
-            return
-        after = rows[-1].task_id
+            rows = conn.execute(query.order_by(human_tasks.c.task_id).limit(page_size)).all()
+        return [HumanTask(sample_id=r.sample_id, project_id=r.project_id, task_id=r.task_id) for r in rows]
 
-
-def count_tasks(store: Store, project_id: int) -> int:
-    query = select(func.count()).select_from(human_tasks).where(human_tasks.c.project_id == project_id)
-    with store._read() as conn:
-        return int(conn.execute(query).scalar() or 0)
+    for page in keyset_pages(read, lambda task: task.task_id, page_size):
+        yield from page
 
 
 # -- harvested annotations --------------------------------------------------------------------

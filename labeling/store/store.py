@@ -33,7 +33,7 @@ from labeling.schemas import (
     content_hash,
 )
 from labeling.store.migrate import current_revision, head_revision, upgrade_to_head
-from labeling.store.paging import IdRange, id_page, ids_in_range
+from labeling.store.paging import id_page
 from labeling.store.rows import conflict, fields, latest, row_sample, sample_row
 from labeling.store.sql import chunks, dialect_insert, now, select_in, upsert
 from labeling.store.states import S, advance, unknown_samples
@@ -195,32 +195,9 @@ class Store:
         return [found[i] for i in ids]
 
     def ids_in_state(self, state: SampleState, limit: int | None = None) -> list[str]:
-        """Every id in ``state`` (or the first ``limit``); for big states use id_ranges or iter_id_pages."""
-        query = select(samples.c.sample_id).where(samples.c.state == SampleState(state).value)
+        """Every id in ``state`` (or the first ``limit``); for big states, labeling.store.paging pages them."""
         with self._read() as conn:
-            return list(conn.execute(query.order_by(samples.c.sample_id).limit(limit)).scalars())
-
-    def iter_id_pages(self, state: SampleState, page_size: int) -> Iterator[list[str]]:
-        """The ids in ``state`` in pages of ``page_size`` (keyset paging, one short read per page)."""
-        after = None
-        while True:
-            with self._read() as conn:
-                page = id_page(conn, state, page_size, after)
-            if not page:
-                return
-            yield page
-            after = page[-1]
-
-    def id_ranges(self, state: SampleState, chunk_size: int) -> list[IdRange]:
-        """The ids in ``state`` as consecutive ranges of ``chunk_size``: a few small values per 100k ids."""
-        return [
-            IdRange(state=SampleState(state), first=page[0], last=page[-1], size=len(page))
-            for page in self.iter_id_pages(state, chunk_size)
-        ]
-
-    def ids_in_range(self, id_range: IdRange) -> list[str]:
-        with self._read() as conn:
-            return ids_in_range(conn, id_range)
+            return id_page(conn, state, limit)
 
     def sample_states(self, ids: Sequence[str]) -> dict[str, SampleState]:
         with self._read() as conn:

@@ -44,7 +44,7 @@ def test_a_crash_while_recording_leaves_the_intents_open(store: Store, monkeypat
 def test_project_tasks_page_in_task_id_order_and_stay_in_their_project(store: Store) -> None:
     store.record_human_tasks([HumanTask(sample_id=f"s{i}", project_id=1 + i % 2, task_id=100 - i) for i in range(9)])
     assert [t.task_id for t in ls_store.iter_project_tasks(store, 1, page_size=2)] == [92, 94, 96, 98, 100]
-    assert ls_store.count_tasks(store, 2) == 4
+    assert len(list(ls_store.iter_project_tasks(store, 2, page_size=4))) == 4  # a full last page, then none
     assert {t: h.sample_id for t, h in ls_store.tasks_by_task_id(store, 1, [100, 99, 5]).items()} == {100: "s0"}
 
 
