@@ -22,7 +22,9 @@ fi
 # Two worker processes (JURYFLOW_TEST_WORKERS=0 runs in one): tests are single-threaded
 # (OMP_NUM_THREADS=1) and much of their time is spent waiting on servers, so the second core is
 # otherwise idle. --dist loadfile keeps each file on one worker, in order, with its module fixtures.
+# --no-loadscope-reorder hands files out in collection order, which tests/conftest.py sorts longest
+# first; xdist's default order (most tests first) left the long one-test files for the end.
 WORKERS=${JURYFLOW_TEST_WORKERS:-2}
 XDIST=()
-[[ "$WORKERS" != 0 ]] && XDIST=(-n "$WORKERS" --dist loadfile)
+[[ "$WORKERS" != 0 ]] && XDIST=(-n "$WORKERS" --dist loadfile --no-loadscope-reorder)
 .venv/bin/python -m pytest "${XDIST[@]}" --durations=25 "$@"
