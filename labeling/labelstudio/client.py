@@ -80,6 +80,11 @@ def project_title(settings: Settings) -> str:
     return f"{settings.labelstudio.project_title} / {settings.campaign}"
 
 
+def filter_query(*items: dict[str, Any]) -> str:
+    """The ``query`` parameter of /api/tasks: Data Manager filters, ANDed."""
+    return json.dumps({"filters": {"conjunction": "and", "items": list(items)}})
+
+
 class LabelStudioClient:
     """A connection to one Label Studio server, with errors that name the URL (never the token)."""
 
@@ -115,10 +120,7 @@ class LabelStudioClient:
                 message += " (check labelstudio.api_key: the token was refused)"
             raise LabelStudioRequestError(message) from None
         except httpx.HTTPError as exc:
-            raise LabelStudioUnavailable(
-                f"Label Studio at {self.url}: {what} failed: {type(exc).__name__}: {exc}. "
-                "Is the server running? (`juryflow labelstudio status`)"
-            ) from None
+            raise self._unreachable(what, exc) from None
 
     def list_json(self, what: str, path: str, params: dict[str, Any], key: str, page_size: int = 1000) -> Iterator[dict]:
         """Page through a list endpoint as plain JSON.
@@ -128,13 +130,7 @@ class LabelStudioClient:
         """
         page = 1
         while True:
-            try:
-                response = self._http.get(path, params={**params, "page": page, "page_size": page_size})
-            except httpx.HTTPError as exc:
-                raise LabelStudioUnavailable(
-                    f"Label Studio at {self.url}: {what} failed: {type(exc).__name__}: {exc}. "
-                    "Is the server running? (`juryflow labelstudio status`)"
-                ) from None
+            response = self._send(what, "GET", path, params={**params, "page": page, "page_size": page_size})
             if response.status_code == 404 and page > 1:
                 return  # past the last page
             self._check(what, response)
@@ -146,27 +142,26 @@ class LabelStudioClient:
 
     def get_json(self, what: str, path: str, params: dict[str, Any]) -> Any:
         """GET plain JSON: one page of a list endpoint, for callers that page themselves (reconcile's keyset)."""
-        try:
-            response = self._http.get(path, params=params)
-        except httpx.HTTPError as exc:
-            raise LabelStudioUnavailable(
-                f"Label Studio at {self.url}: {what} failed: {type(exc).__name__}: {exc}. "
-                "Is the server running? (`juryflow labelstudio status`)"
-            ) from None
+        response = self._send(what, "GET", path, params=params)
         self._check(what, response)
         return response.json()
 
     def post_json(self, what: str, path: str, body: Any, params: dict[str, Any] | None = None) -> Any:
         """POST plain JSON (the SDK's encoder walks every value of a bulk import in Python: ~0.25 s per 1,000 tasks)."""
-        try:
-            response = self._http.post(path, params=params, json=body)
-        except httpx.HTTPError as exc:
-            raise LabelStudioUnavailable(
-                f"Label Studio at {self.url}: {what} failed: {type(exc).__name__}: {exc}. "
-                "Is the server running? (`juryflow labelstudio status`)"
-            ) from None
+        response = self._send(what, "POST", path, params=params, json=body)
         self._check(what, response)
         return response.json()
+
+    def _send(self, what: str, method: str, path: str, **request: Any) -> httpx.Response:
+        """One plain HTTP request; a transport failure (server down, refused, timed out) is LabelStudioUnavailable."""
+        try:
+            return self._http.request(method, path, **request)
+        except httpx.HTTPError as exc:
+            raise self._unreachable(what, exc) from None
+
+    def _unreachable(self, what: str, exc: httpx.HTTPError) -> LabelStudioUnavailable:
+        return LabelStudioUnavailable(f"Label Studio at {self.url}: {what} failed: {type(exc).__name__}: {exc}. "
+                                      "Is the server running? (`juryflow labelstudio status`)")
 
     def _check(self, what: str, response: httpx.Response) -> None:
         if response.status_code >= 500 or response.status_code == 429:
@@ -229,7 +224,7 @@ class LabelStudioClient:
     def tasks(self, project_id: int, filters: list[dict], fields: str = "all", page_size: int = 1000,
               include: str | None = None) -> Iterator[Any]:
         """Tasks of a project matching Data Manager filters (ANDed), page by page."""
-        query = json.dumps({"filters": {"conjunction": "and", "items": filters}})
+        query = filter_query(*filters)
         pages = self.call(
             "listing tasks",
             self.sdk.tasks.list,
@@ -253,7 +248,7 @@ class LabelStudioClient:
             ids = list(sample_ids[start : start + chunk])
             flt = {"filter": "filter:tasks:data.sample_id", "operator": "in_list", "type": "String", "value": ids}
             params = {"project": project_id, "fields": "task_only", "include": "id,data",
-                      "query": json.dumps({"filters": {"conjunction": "and", "items": [flt]}})}
+                      "query": filter_query(flt)}
             for task in self.list_json(f"looking up sample_ids in project {project_id}", "/api/tasks", params, "tasks"):
                 # The lowest id wins if a duplicate ever slipped in, so the answer is stable.
                 sid, tid = task["data"].get("sample_id"), int(task["id"])

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from labeling.labelstudio.client import LS_TIME_FORMAT, LabelStudioClient, review_controls
+from labeling.labelstudio.client import LS_TIME_FORMAT, LabelStudioClient, filter_query, review_controls
 from labeling.merge import HumanResolution, resolve_human_reviews
 from labeling.records import ReviewOverlap, read_review_overlaps, write_review_overlap
 from labeling.schemas import FinalLabel, HumanLabel, QuarantineRecord
@@ -144,7 +144,7 @@ def fetch_updated_tasks(client: LabelStudioClient, project_id: int, watermark: s
     flt = {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime",
            "value": since.strftime(LS_TIME_FORMAT)}
     params = {"project": project_id, "fields": "all", "include": ANNOTATED_TASK_FIELDS,
-              "query": json.dumps({"filters": {"conjunction": "and", "items": [flt]}})}
+              "query": filter_query(flt)}
     return list(client.list_json(f"listing tasks of project {project_id}", "/api/tasks", params, key="tasks"))
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from labeling.labelstudio.client import LabelStudioClient
+from labeling.labelstudio.client import LabelStudioClient, filter_query
 from labeling.labelstudio.harvest import (
     ANNOTATED_TASK_FIELDS,
     annotation_hash,
@@ -135,7 +135,7 @@ def _labelstudio_pages(client: LabelStudioClient, project_id: int, page_size: in
     while True:
         flt = {"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": after}
         params = {"project": project_id, "fields": "all", "include": ANNOTATED_TASK_FIELDS, "page": 1,
-                  "page_size": page_size, "query": json.dumps({"filters": {"conjunction": "and", "items": [flt]}})}
+                  "page_size": page_size, "query": filter_query(flt)}
         page = client.get_json(f"listing tasks of project {project_id} after task {after}", "/api/tasks", params)["tasks"]
         if page:
             yield page
