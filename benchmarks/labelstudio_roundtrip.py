@@ -14,7 +14,6 @@ import cProfile
 import os
 import pstats
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -24,23 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from labeling.labelstudio.client import LabelStudioClient, choice_result, project_title  # noqa: E402
 from labeling.labelstudio.push import build_task, push_samples  # noqa: E402
-from labeling.labelstudio.server import LABEL_STUDIO_VERSION, LabelStudioServer  # noqa: E402
+from labeling.labelstudio.server import LABEL_STUDIO_VERSION  # noqa: E402
 from labeling.store import HumanTask  # noqa: E402
+from benchmarks._procs import start_labelstudio  # noqa: E402
 from labeling.schemas import AILabel, JudgeVerdict, Route, RouteReason, Sample  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_local_server(work: Path) -> LabelStudioServer:
-    """A Label Studio server in ``work``, from the tests' migrated template when there is one."""
-    template = Path(os.environ.get("JURYFLOW_LS_TEMPLATE_DIR", "/tmp")) / f"juryflow-ls-template-{LABEL_STUDIO_VERSION}"
-    if (template / "labelstudio").is_dir():
-        shutil.copytree(template / "labelstudio", work / "labelstudio")
-    return LabelStudioServer(work, port=_free_port()).start(timeout_s=900)
 
 
 def seed_review_queue(store, n: int, prefix: str = "b") -> list[str]:
@@ -73,7 +59,7 @@ def main() -> None:
     if args.url:
         url, token = args.url, args.token
     else:
-        server = start_local_server(work)
+        server = start_labelstudio(work, timeout_s=900)
         url, token = server.url, server.token
     os.environ.update({"JURYFLOW_CONFIG": str(work / "none.yaml"), "JURYFLOW__DATA_DIR": str(work / "data"),
                        "JURYFLOW__LABELSTUDIO__URL": url, "JURYFLOW__LABELSTUDIO__API_KEY": token,

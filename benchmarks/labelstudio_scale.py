@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.labelstudio_roundtrip import seed_review_queue, start_local_server  # noqa: E402
+from benchmarks._procs import start_labelstudio  # noqa: E402
+from benchmarks.labelstudio_roundtrip import seed_review_queue  # noqa: E402
 from labeling.labelstudio.client import LabelStudioClient, choice_result  # noqa: E402
 from labeling.labelstudio.harvest import harvest_project  # noqa: E402
 from labeling.labelstudio.push import build_task, push_samples  # noqa: E402
@@ -109,7 +110,7 @@ def main() -> None:
         if args.url:
             url, token = args.url, args.token
         else:
-            server = start_local_server(work)
+            server = start_labelstudio(work, timeout_s=900)
             url, token = server.url, server.token
         store = Store(args.store_url or f"sqlite:///{work / 'store.db'}")
         client = LabelStudioClient(url, token)

@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 # JURYFLOW_README / JURYFLOW_README_COMMANDS point at edited copies, e.g. to watch a broken command fail.
@@ -129,12 +130,6 @@ def test_command_parsing_rules():
 # ---------------------------------------------------------------- running the entries
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Contract:
     """The shared state of one run of the list: the user's directory, environment, captured values, servers."""
 
@@ -152,7 +147,7 @@ class Contract:
         for key in ("JURYFLOW_TEST_PG_URL", "JURYFLOW_LABELSTUDIO_VENV", "JURYFLOW_LS_TEMPLATE_DIR"):
             if key in os.environ:
                 self.env[key] = os.environ[key]
-        self.values: dict[str, str] = {"repo": str(REPO), "port": str(_free_port())}
+        self.values: dict[str, str] = {"repo": str(REPO), "port": str(free_port())}
         self.failed: set[str] = set()
         self.servers: dict[str, subprocess.Popen] = {}
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import uuid
 from pathlib import Path
 
@@ -22,14 +21,9 @@ from labeling.labelstudio.client import LabelStudioClient, choice_result, reason
 from labeling.labelstudio.server import LABEL_STUDIO_VERSION, LabelStudioServer
 from labeling.schemas import AILabel, JudgeVerdict, Route, RouteReason, Sample
 from tasks import resources
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def build_template(venv: Path) -> Path:
@@ -39,7 +33,7 @@ def build_template(venv: Path) -> Path:
     if (template / "labelstudio" / "data" / "label_studio.sqlite3").is_file():
         return template
     building = base / f"{template.name}.build-{uuid.uuid4().hex[:8]}"
-    server = LabelStudioServer(building, port=_free_port(), venv=venv)
+    server = LabelStudioServer(building, port=free_port(), venv=venv)
     # Migrations take ~1 min on an idle machine, several on a busy 2-core one.
     server.start(timeout_s=900)
     server.stop()

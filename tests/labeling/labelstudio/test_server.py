@@ -13,7 +13,7 @@ from juryflow.cli_labelstudio import app
 from labeling.labelstudio.client import LabelStudioClient
 from labeling.labelstudio.server import LabelStudioServer
 from labeling.settings import load_settings
-from tests.labeling.labelstudio.conftest import _free_port
+from tests.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.requires_labelstudio]
 
@@ -23,7 +23,7 @@ def test_up_status_down_keeps_settings_and_secrets_private(juryflow_env, ls_temp
     config.write_text("campaign: demo\nrouting:\n  high: 0.85\n")
     data_dir = juryflow_env / "data"
     shutil.copytree(ls_template / "labelstudio", data_dir / "labelstudio")
-    monkeypatch.setenv("JURYFLOW__LABELSTUDIO__PORT", str(_free_port()))
+    monkeypatch.setenv("JURYFLOW__LABELSTUDIO__PORT", str(free_port()))
     runner = CliRunner()
     try:
         up = runner.invoke(app, ["up"])

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -30,6 +29,7 @@ from labeling.schemas import JudgeVerdict, Sample
 from models.judges.openai_judge import JudgeServerError, OpenAICompatibleJudge
 from models.judges.transformers_judge import TransformersJudge
 from models.judges.constitutional import judge_version
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
@@ -61,12 +61,6 @@ SAMPLES = [  # noqa: E501 - one sample per line reads best
     Sample(sample_id="fox", prompt="Say something.", response_a="the quick brown fox", response_b="0 1 2 3 4 5 6 7 8 9"),
 ]
 JUDGED = [s.sample_id for s in SAMPLES]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _vllm_env() -> dict[str, str]:
@@ -136,7 +130,7 @@ def vllm_runs(
     servers: list[tuple[str, subprocess.Popen, Path]] = []
     try:
         for i in range(2):
-            port, log_path = _free_port(), work / f"server-{i}.log"
+            port, log_path = free_port(), work / f"server-{i}.log"
             servers.append((f"http://127.0.0.1:{port}/v1", _start_server(tiny_causal_lm_dir, port, cores[i % len(cores)],
                                                                          log_path), log_path))  # fmt: skip
         samples_file = work / "samples.jsonl"
