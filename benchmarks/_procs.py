@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -102,6 +104,30 @@ def start_labelstudio(root: Path, timeout_s: float = 240.0):
     template = build_template(venv)
     shutil.copytree(template / "labelstudio", root / "labelstudio")
     return LabelStudioServer(root, port=free_port(), venv=venv).start(timeout_s=timeout_s)
+
+
+@contextlib.contextmanager
+def pg_schemas(pg_url: str, prefix: str) -> Iterator[Callable[[], str]]:
+    """A factory of fresh, empty PostgreSQL schemas, each as a store URL (search_path in the URL);
+    every schema it made is dropped on exit."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(f"{prefix}_{uuid.uuid4().hex[:12]}")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{made[-1]}"'))
+        return f"{pg_url}{'&' if '?' in pg_url else '?'}options=-csearch_path%3D{made[-1]}"
+
+    try:
+        yield make
+    finally:
+        with admin.connect() as conn:
+            for schema in made:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def _pg_bin(name: str) -> str:

@@ -22,11 +22,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import contextlib
 import time
-import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script: benchmarks._procs
+
+from benchmarks._procs import pg_schemas  # noqa: E402
 RSS_TARGET_MB = 1024
 RATE_TOLERANCE = 0.2
 
@@ -75,44 +78,20 @@ def run_flow(input_path: str, store_url: str, data_dir: str, batch_size: int) ->
     }
 
 
-def fresh_pg_schema(pg_url: str) -> tuple[str, str]:
-    from sqlalchemy import create_engine, text
-
-    schema = f"big_batch_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    return schema, f"{pg_url}{'&' if '?' in pg_url else '?'}options=-csearch_path%3D{schema}"
-
-
-def drop_pg_schema(pg_url: str, schema: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
-
-
 def measure(backend: str, n: int, work: Path, pg_url: str | None, batch_size: int) -> dict:
     """One subprocess run of n samples on a fresh store."""
     from labeling.synthetic import generate, write_jsonl
 
     run_dir = work / f"{backend}-{n}"
     input_path = write_jsonl(generate(n, seed=1), run_dir / "input.jsonl")
-    schema = None
-    if backend == "postgres":
-        assert pg_url is not None
-        schema, store_url = fresh_pg_schema(pg_url)
-    else:
-        store_url = f"sqlite:///{run_dir / 'data' / 'juryflow.db'}"
-    args = [sys.executable, __file__, "--child", str(input_path), store_url, str(run_dir / "data"), str(batch_size)]
-    try:
+    with contextlib.ExitStack() as cleanup:
+        if backend == "postgres":
+            assert pg_url is not None
+            store_url = cleanup.enter_context(pg_schemas(pg_url, "big_batch"))()
+        else:
+            store_url = f"sqlite:///{run_dir / 'data' / 'juryflow.db'}"
+        args = [sys.executable, __file__, "--child", str(input_path), store_url, str(run_dir / "data"), str(batch_size)]
         done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, check=False)
-    finally:
-        if schema:
-            drop_pg_schema(pg_url, schema)  # type: ignore[arg-type]
     if done.returncode != 0:
         raise SystemExit(f"big_batch: the {backend} run of {n} samples failed:\n{done.stderr[-4000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])

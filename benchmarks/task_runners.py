@@ -18,7 +18,6 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -108,29 +107,17 @@ def main() -> None:
         sys.exit("error: no PostgreSQL URL: pass --pg-url or export JURYFLOW_TEST_PG_URL=$(scripts/start_test_postgres.sh)")
 
     from prefect.testing.utilities import prefect_test_harness
-    from sqlalchemy import create_engine, text
 
+    from benchmarks._procs import pg_schemas
     from labeling.synthetic import generate, write_jsonl
 
     work = Path(tempfile.mkdtemp(prefix="juryflow-runners-"))
     input_path = write_jsonl(generate(args.n, seed=5), work / "input.jsonl")
-    admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
-    schemas: list[str] = []
     results = {}
-    try:
-        with prefect_test_harness(server_startup_timeout=600):  # one temporary API, shared with the workers
-            for kind in ("serial", "dask", "ray"):
-                schemas.append(f"bench_runners_{uuid.uuid4().hex[:10]}")
-                with admin.connect() as conn:
-                    conn.execute(text(f'CREATE SCHEMA "{schemas[-1]}"'))
-                sep = "&" if "?" in args.pg_url else "?"
-                url = f"{args.pg_url}{sep}options=-csearch_path%3D{schemas[-1]}"
-                results[kind] = timed_run(kind, input_path, work / kind, url, args)
-    finally:
-        with admin.connect() as conn:
-            for schema in schemas:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    # One temporary API, shared with the workers.
+    with pg_schemas(args.pg_url, "bench_runners") as fresh_store, prefect_test_harness(server_startup_timeout=600):
+        for kind in ("serial", "dask", "ray"):
+            results[kind] = timed_run(kind, input_path, work / kind, fresh_store(), args)
 
     serial_rate = args.n / results["serial"][1]
     print(f"samples {args.n}, chunks of {args.batch_size}, {args.workers} workers, PostgreSQL, zero-cost models")

@@ -10,12 +10,13 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
+
+from benchmarks._procs import pg_schemas
 
 PG_URL = os.environ.get("JURYFLOW_TEST_PG_URL")
 PG_SKIP = "needs PostgreSQL: export JURYFLOW_TEST_PG_URL=$(scripts/start_test_postgres.sh)"
@@ -39,21 +40,8 @@ COMPARED = ("samples", "ai_labels", "routes", "judge_verdicts", "final_labels", 
 def pg_schema_url() -> Iterator:
     """A factory of fresh PostgreSQL schemas (search_path in the URL), all dropped afterwards."""
     assert PG_URL is not None
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    made: list[str] = []
-
-    def make() -> str:
-        schema = f"concurrent_{uuid.uuid4().hex[:12]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        made.append(schema)
-        return f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
-
-    yield make
-    with admin.connect() as conn:
-        for schema in made:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with pg_schemas(PG_URL, "concurrent") as make:
+        yield make
 
 
 def _rounded(value):

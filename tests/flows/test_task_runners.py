@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
+from benchmarks._procs import pg_schemas
 from tests.flows import counting_models
 
 PG_URL = os.environ.get("JURYFLOW_TEST_PG_URL")
@@ -31,20 +31,8 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def pg_schema_url():
     """A factory of fresh PostgreSQL schemas (search_path in the URL), dropped after the module."""
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    made: list[str] = []
-
-    def make() -> str:
-        made.append(f"runners_{uuid.uuid4().hex[:12]}")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{made[-1]}"'))
-        return f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{made[-1]}"
-
-    yield make
-    with admin.connect() as conn:
-        for schema in made:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with pg_schemas(PG_URL, "runners") as make:
+        yield make
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,12 @@ Start a throwaway server with ``export JURYFLOW_TEST_PG_URL=$(scripts/start_test
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
+from benchmarks._procs import pg_schemas
 from labeling.schemas import ChatMessage, Sample
 from labeling.store import Store
 
@@ -37,17 +36,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'juryflow.db'}"
         return
     assert PG_URL is not None
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    joiner = "&" if "?" in PG_URL else "?"
-    try:
-        yield f"{PG_URL}{joiner}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with pg_schemas(PG_URL, "test") as fresh_schema:
+        yield fresh_schema()
 
 
 @pytest.fixture
