@@ -126,6 +126,16 @@ def tokenize_pairs(dataset: Dataset, tokenizer, max_length: int | None) -> Datas
     return dataset.map(encode, batched=True, desc="tokenizing preference pairs")
 
 
+def user_turn(text: str) -> list[dict[str, str]]:
+    """A prompt as a one-turn conversation: the form every trainer and exporter applies a chat template to."""
+    return [{"role": "user", "content": text}]
+
+
+def assistant_turn(text: str) -> list[dict[str, str]]:
+    """A response as the assistant's turn of that conversation."""
+    return [{"role": "assistant", "content": text}]
+
+
 def chat_prompts(dataset: Dataset) -> Dataset:
     """Unique prompts as one-turn conversations, the form DPO/RLOO/GRPO apply the chat template to."""
     from datasets import Dataset as HFDataset
@@ -133,7 +143,7 @@ def chat_prompts(dataset: Dataset) -> Dataset:
     seen: dict[str, None] = {}
     for prompt in dataset["prompt"]:
         seen.setdefault(prompt, None)
-    return HFDataset.from_dict({"prompt": [[{"role": "user", "content": p}] for p in seen]})
+    return HFDataset.from_dict({"prompt": [user_turn(p) for p in seen]})
 
 
 def dpo_rows(dataset: Dataset) -> Dataset:
@@ -141,9 +151,9 @@ def dpo_rows(dataset: Dataset) -> Dataset:
     from datasets import Dataset as HFDataset
 
     rows = {
-        "prompt": [[{"role": "user", "content": p}] for p in dataset["prompt"]],
-        "chosen": [[{"role": "assistant", "content": c}] for c in dataset["chosen"]],
-        "rejected": [[{"role": "assistant", "content": r}] for r in dataset["rejected"]],
+        "prompt": [user_turn(p) for p in dataset["prompt"]],
+        "chosen": [assistant_turn(c) for c in dataset["chosen"]],
+        "rejected": [assistant_turn(r) for r in dataset["rejected"]],
     }
     if "p_wrong" in dataset.column_names:
         rows["p_wrong"] = dataset["p_wrong"]

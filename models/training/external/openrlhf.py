@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from models.training.data import load_preference_snapshot
+from models.training.data import assistant_turn, load_preference_snapshot, user_turn
 
 OPENRLHF_VERSION = "0.11.2"
 
@@ -47,9 +47,9 @@ TRACE_COLUMNS = ("sample_id", "source", "confidence", "p_wrong")
 def preference_row(row: dict[str, Any]) -> dict[str, Any]:
     """One snapshot row as a RewardDataset row: chat messages plus the provenance columns."""
     out: dict[str, Any] = {
-        PREFERENCE_PROMPT_KEY: [{"role": "user", "content": row["prompt"]}],
-        PREFERENCE_CHOSEN_KEY: [{"role": "assistant", "content": row["chosen"]}],
-        PREFERENCE_REJECTED_KEY: [{"role": "assistant", "content": row["rejected"]}],
+        PREFERENCE_PROMPT_KEY: user_turn(row["prompt"]),
+        PREFERENCE_CHOSEN_KEY: assistant_turn(row["chosen"]),
+        PREFERENCE_REJECTED_KEY: assistant_turn(row["rejected"]),
     }
     out.update({k: row[k] for k in TRACE_COLUMNS if k in row})
     return out
@@ -59,7 +59,7 @@ def prompt_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Unique prompts, first occurrence first, as PromptDataset rows (the label is the plain prompt)."""
     seen: dict[str, dict[str, Any]] = {}
     for row in rows:
-        seen.setdefault(row["prompt"], {PPO_INPUT_KEY: [{"role": "user", "content": row["prompt"]}],
+        seen.setdefault(row["prompt"], {PPO_INPUT_KEY: user_turn(row["prompt"]),
                                         PPO_LABEL_KEY: row["prompt"], "sample_id": row["sample_id"]})
     return list(seen.values())
 

@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from models.training.data import load_preference_snapshot
+from models.training.data import load_preference_snapshot, user_turn
 from models.training.external.openrlhf import write_text
 
 VERL_VERSION = "0.9.1"
@@ -42,7 +42,7 @@ def verl_row(row: dict[str, Any], index: int) -> dict[str, Any]:
     extra.update({k: row[k] for k in EXTRA_INFO_COLUMNS if k in row})
     return {
         "data_source": DATA_SOURCE,
-        PROMPT_KEY: [{"role": "user", "content": row["prompt"]}],
+        PROMPT_KEY: user_turn(row["prompt"]),
         "ability": ABILITY,
         "reward_model": {"style": "model", "ground_truth": row["chosen"]},
         "extra_info": extra,
