@@ -1,6 +1,7 @@
 """OpenAICompatibleJudge against a real HTTP server on 127.0.0.1 (tests/models/judges/completions_server.py).
 
-The real `vllm serve` runs in test_vllm_judge.py; several servers in test_judge_replicas.py.
+The real `vllm serve` runs in test_vllm_judge.py (two of them as replicas); the pool on several plain HTTP
+servers in test_judge_replicas.py.
 """
 
 from __future__ import annotations
