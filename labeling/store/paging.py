@@ -10,7 +10,8 @@ cursors compare in the database's own collation, so they agree with its ORDER BY
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, select
@@ -18,10 +19,13 @@ from sqlalchemy import Connection, select
 from labeling.schemas import SampleState
 from labeling.store.tables import samples
 
-if TYPE_CHECKING:
-    from labeling.store.store import Store
-
 T = TypeVar("T")
+
+
+class Store(Protocol):
+    """What paging needs of labeling.store.Store (which imports this module): a read connection."""
+
+    def _read(self) -> AbstractContextManager[Connection]: ...
 
 
 class IdRange(BaseModel):
