@@ -66,6 +66,7 @@ def _check_api_shared(cfg: TaskRunnerSettings) -> None:
 def shared_prefect_api() -> Iterator[None]:
     """Run the block against a Prefect API that worker processes can reach: the configured one, else a
     temporary one started here whose address the flow hands its workers (in the settings it sends them)."""
+    from prefect.logging.handlers import APILogWorker
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -78,6 +79,8 @@ def shared_prefect_api() -> Iterator[None]:
         with temporary_settings({PREFECT_API_URL: server.api_url}):
             yield
     finally:
+        # Send the run's last queued log lines while the server is still up ("Error logging to API" otherwise).
+        APILogWorker.drain_all(timeout=5)
         server.stop()
 
 
