@@ -22,7 +22,7 @@ from labeling.store.tables import samples
 T = TypeVar("T")
 
 
-class Store(Protocol):
+class ReadableStore(Protocol):
     """What paging needs of labeling.store.Store (which imports this module): a read connection."""
 
     def _read(self) -> AbstractContextManager[Connection]: ...
@@ -58,7 +58,7 @@ def keyset_pages(read_page: Callable[[Any], list[T]], key: Callable[[T], Any], p
         after = key(page[-1])
 
 
-def iter_id_pages(store: Store, state: SampleState, page_size: int) -> Iterator[list[str]]:
+def iter_id_pages(store: ReadableStore, state: SampleState, page_size: int) -> Iterator[list[str]]:
     """The ids in ``state`` in pages of ``page_size``, one short read per page."""
 
     def read(after: str | None) -> list[str]:
@@ -68,13 +68,13 @@ def iter_id_pages(store: Store, state: SampleState, page_size: int) -> Iterator[
     return keyset_pages(read, lambda sample_id: sample_id, page_size)
 
 
-def id_ranges(store: Store, state: SampleState, chunk_size: int) -> list[IdRange]:
+def id_ranges(store: ReadableStore, state: SampleState, chunk_size: int) -> list[IdRange]:
     """The ids in ``state`` as consecutive ranges of ``chunk_size``: a few small values per 100k ids."""
     return [IdRange(state=SampleState(state), first=page[0], last=page[-1], size=len(page))
             for page in iter_id_pages(store, state, chunk_size)]  # fmt: skip
 
 
-def ids_in_range(store: Store, id_range: IdRange) -> list[str]:
+def ids_in_range(store: ReadableStore, id_range: IdRange) -> list[str]:
     """The ids of the range still in its state, in id order."""
     in_range = samples.c.sample_id.between(id_range.first, id_range.last)
     query = select(samples.c.sample_id).where(samples.c.state == id_range.state.value, in_range)
