@@ -12,14 +12,14 @@ one request:
 - **health**: a down server gets no requests for a cool-down (``cooldown_s``, doubling with each
   failure in a row up to ``max_cooldown_s``); then the next caller runs ``probe(server)`` (a
   cheap health check) and a server that answers takes requests again. Only an answered request
-  ends the run of failures. A dead server is never dropped
-  for good: a restarted replica is back after its cool-down.
+  ends the run of failures. A dead server is never dropped for good: a restarted replica is back
+  after its cool-down.
 
 A request fails once every server has failed it, failed its health check or is cooling down after
 failing another request, with one line naming each URL. Any other exception (a wrong key, a
-missing model) is the same on every replica and is raised at once. A request whose server died before answering is sent again elsewhere; judge
-requests are read-only and greedy, so sending one twice is harmless, and each request returns
-exactly one answer. With a single server there is nowhere to fail over to: its error is raised as
+missing model) is the same on every replica and is raised at once. A request whose server died
+before answering is sent again elsewhere; judge requests are read-only and greedy, so sending one
+twice is harmless, and each request returns exactly one answer. With a single server there is nowhere to fail over to: its error is raised as
 it is, and the server is never marked down.
 """
 
