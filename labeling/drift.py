@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pydantic import BaseModel
-from scipy.stats import binomtest
 
 # The alarm's false-positive rate per check. Lower than a typical delta because the check runs
 # after every audit harvest, and a false alarm costs a full round of human labels.
@@ -44,6 +43,8 @@ def check_drift(accepted_correct: Sequence[bool], alpha: float, level: float = D
             n=0, errors=0, alpha=alpha, level=level, p_value=1.0, fired=False,
             message="no audits of auto-accepted samples since the last calibration: nothing to test",
         )  # fmt: skip
+    from scipy.stats import binomtest  # here, not at the top: scipy.stats costs ~1.3 s of every start-up
+
     p_value = float(binomtest(errors, n, alpha, alternative="greater").pvalue)
     fired = p_value < level
     verdict = "DRIFT" if fired else "no drift"

@@ -11,15 +11,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from label_studio_sdk import LabelStudio
-from label_studio_sdk.core.api_error import ApiError
-from label_studio_sdk.label_interface import LabelInterface
-from label_studio_sdk.label_interface.control_tags import ChoicesTag, TextAreaTag
 
 from labeling.settings import Settings
+
+# The SDK is imported where it is first used: it costs ~3 s of imports, which every flow module and
+# `--help` paid at start-up although most runs never talk to Label Studio.
+if TYPE_CHECKING:
+    from label_studio_sdk.label_interface import LabelInterface
 
 # Data Manager filters read datetimes in this form.
 LS_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -60,6 +61,9 @@ class ReviewControls:
 
 @cache
 def review_controls() -> ReviewControls:
+    from label_studio_sdk.label_interface import LabelInterface
+    from label_studio_sdk.label_interface.control_tags import ChoicesTag, TextAreaTag
+
     interface = LabelInterface(label_config())
     choices = [c for c in interface.controls if isinstance(c, ChoicesTag)]
     texts = [c for c in interface.controls if isinstance(c, TextAreaTag)]
@@ -70,9 +74,6 @@ def review_controls() -> ReviewControls:
     return ReviewControls(interface=interface, preference=preference.name, reason=reason.name,
                           to_name=preference.to_name[0], choices=tuple(preference.labels))
 
-
-_CONTROLS = review_controls()
-PREFERENCE, REASON, TO_NAME, CHOICES = _CONTROLS.preference, _CONTROLS.reason, _CONTROLS.to_name, _CONTROLS.choices
 
 
 def project_title(settings: Settings) -> str:
@@ -89,6 +90,8 @@ class LabelStudioClient:
     """A connection to one Label Studio server, with errors that name the URL (never the token)."""
 
     def __init__(self, url: str, token: str, timeout_s: float = 60.0):
+        from label_studio_sdk import LabelStudio
+
         self.url = url.rstrip("/")
         # max_retries=0: the SDK's own hidden retries would stack under the Prefect task retries.
         self.sdk = LabelStudio(base_url=self.url, api_key=token, timeout=timeout_s, max_retries=0)
@@ -107,6 +110,8 @@ class LabelStudioClient:
 
     def call(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
         """Run one SDK call, turning its failures into our two error kinds."""
+        from label_studio_sdk.core.api_error import ApiError
+
         try:
             return fn(*args, **kwargs)
         except ApiError as exc:
@@ -258,8 +263,10 @@ class LabelStudioClient:
 
 
 def choice_result(choice: str) -> dict[str, Any]:
-    return {"from_name": PREFERENCE, "to_name": TO_NAME, "type": "choices", "value": {"choices": [choice]}}
+    names = review_controls()
+    return {"from_name": names.preference, "to_name": names.to_name, "type": "choices", "value": {"choices": [choice]}}
 
 
 def reason_result(text: str) -> dict[str, Any]:
-    return {"from_name": REASON, "to_name": TO_NAME, "type": "textarea", "value": {"text": [text]}}
+    names = review_controls()
+    return {"from_name": names.reason, "to_name": names.to_name, "type": "textarea", "value": {"text": [text]}}
