@@ -35,6 +35,7 @@ LONGEST_FIRST = (  # seconds per file in a clean-clone run on 2 workers
     "tests/flows/test_chaos.py",  # 201
     "tests/labeling/test_evaluate.py",  # 192
     "tests/flows/test_trigger_chain.py",  # 187
+    "tests/flows/test_soak.py",  # 160 alone (short soak)
     "tests/models/training/test_multiprocess_training.py",  # 172
     "tests/flows/test_concurrent_postgres.py",  # 137
     "tests/flows/test_label_batch.py",  # 112
