@@ -173,7 +173,9 @@ def _verdicts(judge: OpenAICompatibleJudge, samples: list[Sample], constitution)
 def test_two_servers_share_the_batch_and_agree_with_one(constitution):
     samples = _samples(20)
     with completions_server() as (url_a, script_a), completions_server() as (url_b, script_b):
-        script_a.delay_s = script_b.delay_s = 0.02
+        # Long enough that each server reaches its bound of 3 in flight even on a loaded machine (at 0.02 s
+        # a busy CI core once left one server short of 3, or of its share).
+        script_a.delay_s = script_b.delay_s = 0.15
         with OpenAICompatibleJudge(url_a, model="tiny-judge", max_concurrency=3) as one:
             alone = _verdicts(one, samples, constitution)
         requests_alone = script_a.requests
