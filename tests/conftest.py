@@ -31,11 +31,11 @@ HH_DEV = SHARED_DATA / "hh-rlhf-harmless-dev.jsonl.gz"
 # Measured on the 2-core CI machine; a stable sort keeps every file's own test order.
 LONGEST_FIRST = (  # seconds per file in a clean-clone run on 2 workers
     "tests/test_readme_contract.py",  # 815
+    "tests/flows/test_soak.py",  # 223 (the short soak, in the clean-clone run of 2026-12-02)
     "tests/models/judges/test_vllm_judge.py",  # 200
     "tests/flows/test_chaos.py",  # 201
     "tests/labeling/test_evaluate.py",  # 192
     "tests/flows/test_trigger_chain.py",  # 187
-    "tests/flows/test_soak.py",  # 160 alone (short soak)
     "tests/models/training/test_multiprocess_training.py",  # 172
     "tests/flows/test_concurrent_postgres.py",  # 137
     "tests/flows/test_label_batch.py",  # 112

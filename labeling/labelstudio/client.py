@@ -75,7 +75,6 @@ def review_controls() -> ReviewControls:
                           to_name=preference.to_name[0], choices=tuple(preference.labels))
 
 
-
 def project_title(settings: Settings) -> str:
     # Label Studio wants 3+ characters; the campaign name keeps campaigns apart on one server.
     return f"{settings.labelstudio.project_title} / {settings.campaign}"
