@@ -24,11 +24,28 @@ for d in /opt/wheels $(pip config list 2>/dev/null | sed -n "s/.*find-links='\(.
 done
 export JURYFLOW_UV_FIND_LINKS="${FIND_LINKS[*]:-}"
 
+# Compile every installed module to bytecode once, here, rather than in every process that imports
+# it. uv does not compile by default, and where PYTHONDONTWRITEBYTECODE is set (this project's
+# machines set it) Python never caches what it compiles either: each `import torch, transformers,
+# prefect` then recompiled ~28,000 files (12.5 s instead of 4.2 s) and each `vllm serve` took 89 s
+# to come up instead of 36 s. UV_COMPILE_BYTECODE covers every venv uv builds below (the vLLM and
+# Label Studio ones too); compile_venv_once covers venvs built before this line existed.
+export UV_COMPILE_BYTECODE=1
+compile_venv_once() {
+  local venv=$1 stamp=$1/.juryflow-bytecode
+  [[ -x "$venv/bin/python" && ! -f "$stamp" ]] || return 0
+  # rc is ignored: a few packages ship template .py files that are not valid Python.
+  "$venv/bin/python" -m compileall -q -j 0 \
+    "$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null 2>&1 || true
+  touch "$stamp"
+}
+
 if [[ ! -x .venv/bin/python ]]; then
   uv venv -q -p "$PYTHON" .venv
 fi
 # constraints/overrides.txt: prefect 3.9.1 wants certifi>=2026.10.19, which the registry lacks.
 VIRTUAL_ENV=.venv uv pip install -q "${FIND_LINKS[@]}" --override constraints/overrides.txt -e ".[test]"
+compile_venv_once .venv
 
 if [[ $WITH_TEST == 1 ]]; then
   need_apt=()
@@ -39,5 +56,7 @@ if [[ $WITH_TEST == 1 ]]; then
   fi
   bash scripts/install_labelstudio.sh >/dev/null   # the Label Studio server, in its own venv
   bash scripts/setup_vllm_venv.sh                   # vLLM (CPU build), in its own venv
+  compile_venv_once "${VLLM_VENV:-.venv-vllm}"
+  compile_venv_once "$(.venv/bin/python -c 'from labeling.labelstudio.server import default_venv; print(default_venv())')"
 fi
 echo "juryflow is set up in .venv"

@@ -67,7 +67,9 @@ def install_venv(venv: Path) -> Path:
     uv = shutil.which("uv")
     if uv:
         steps = [[uv, "venv", "-q", "-p", sys.executable, str(venv)],
-                 [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), requirement]]
+                 # Compiled once here, not in every server start (uv does not compile by default).
+                 [uv, "pip", "install", "-q", "--compile-bytecode",
+                  "--python", str(venv / "bin" / "python"), requirement]]
     else:
         steps = [[sys.executable, "-m", "venv", str(venv)], [str(venv / "bin" / "pip"), "install", "-q", requirement]]
     for cmd in steps:
