@@ -28,23 +28,26 @@ HH_DEV = SHARED_DATA / "hh-rlhf-harmless-dev.jsonl.gz"
 
 # The longest files start first, so that scripts/test.sh's two xdist workers (--dist loadfile
 # --no-loadscope-reorder) finish together instead of one running a long file alone at the end.
-# Measured on the 2-core CI machine; a stable sort keeps every file's own test order.
-LONGEST_FIRST = (  # seconds per file in a clean-clone run on 2 workers
-    "tests/test_readme_contract.py",  # 815
-    "tests/flows/test_soak.py",  # 223 (the short soak, in the clean-clone run of 2026-12-02)
-    "tests/models/judges/test_vllm_judge.py",  # 200
-    "tests/flows/test_chaos.py",  # 201
-    "tests/labeling/test_evaluate.py",  # 192
-    "tests/flows/test_trigger_chain.py",  # 187
-    "tests/models/training/test_multiprocess_training.py",  # 172
-    "tests/flows/test_concurrent_postgres.py",  # 137
-    "tests/flows/test_label_batch.py",  # 112
-    "tests/flows/test_task_runners.py",  # 100
-    "tests/juryflow/test_demo.py",  # 85
-    "tests/juryflow/test_cli_help.py",  # 69
-    "tests/models/labelers/test_embedding.py",  # 58
-    "tests/juryflow/test_cli_errors.py",  # 56
-    "tests/models/training/test_import_graph.py",  # 53
+# Measured on a 2-core machine; a stable sort keeps every file's own test order.
+LONGEST_FIRST = (  # seconds per file (junit times), full suite on 2 workers, 2026-12-03, 1,156 s in all
+    "tests/test_readme_contract.py",  # 448
+    "tests/flows/test_soak.py",  # 174 (the short soak)
+    "tests/labeling/test_evaluate.py",  # 164
+    "tests/flows/test_concurrent_postgres.py",  # 150
+    "tests/models/training/test_multiprocess_training.py",  # 144
+    "tests/flows/test_chaos.py",  # 137
+    "tests/flows/test_trigger_chain.py",  # 132
+    "tests/models/judges/test_vllm_judge.py",  # 121 (97 of them starting the three engines)
+    "tests/flows/test_label_batch.py",  # 87
+    "tests/flows/test_task_runners.py",  # 61
+    "tests/models/labelers/test_embedding.py",  # 59
+    "tests/juryflow/test_demo.py",  # 54
+    "tests/labeling/labelstudio/test_browser.py",  # 53
+    "tests/models/training/test_cross_encoder.py",  # 44
+    "tests/labeling/labelstudio/test_roundtrip.py",  # 35
+    "tests/juryflow/test_cli_labeler.py",  # 33
+    "tests/juryflow/test_cli_help.py",  # 33
+    "tests/juryflow/test_cli_errors.py",  # 31
 )
 
 
