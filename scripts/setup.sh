@@ -31,21 +31,25 @@ export JURYFLOW_UV_FIND_LINKS="${FIND_LINKS[*]:-}"
 # to come up instead of 36 s. UV_COMPILE_BYTECODE covers every venv uv builds below (the vLLM and
 # Label Studio ones too); compile_venv_once covers venvs built before this line existed.
 export UV_COMPILE_BYTECODE=1
+# compile_venv_once VENV EXISTED: EXISTED=0 means this run built VENV, so uv compiled it already.
 compile_venv_once() {
-  local venv=$1 stamp=$1/.juryflow-bytecode
+  local venv=$1 existed=$2 stamp=$1/.juryflow-bytecode
   [[ -x "$venv/bin/python" && ! -f "$stamp" ]] || return 0
+  [[ $existed == 0 ]] && { touch "$stamp"; return 0; }
   # rc is ignored: a few packages ship template .py files that are not valid Python.
   "$venv/bin/python" -m compileall -q -j 0 \
     "$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null 2>&1 || true
   touch "$stamp"
 }
 
+APP_EXISTED=1
 if [[ ! -x .venv/bin/python ]]; then
   uv venv -q -p "$PYTHON" .venv
+  APP_EXISTED=0
 fi
 # constraints/overrides.txt: prefect 3.9.1 wants certifi>=2026.10.19, which the registry lacks.
 VIRTUAL_ENV=.venv uv pip install -q "${FIND_LINKS[@]}" --override constraints/overrides.txt -e ".[test]"
-compile_venv_once .venv
+compile_venv_once .venv $APP_EXISTED
 
 if [[ $WITH_TEST == 1 ]]; then
   need_apt=()
@@ -54,9 +58,14 @@ if [[ $WITH_TEST == 1 ]]; then
   if (( ${#need_apt[@]} )); then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
   fi
+  ls_venv=$(.venv/bin/python -c 'from labeling.labelstudio.server import default_venv; print(default_venv())')
+  vllm_venv=${VLLM_VENV:-.venv-vllm}
+  ls_existed=0 vllm_existed=0
+  [[ -x "$ls_venv/bin/python" ]] && ls_existed=1
+  [[ -x "$vllm_venv/bin/python" ]] && vllm_existed=1
   bash scripts/install_labelstudio.sh >/dev/null   # the Label Studio server, in its own venv
   bash scripts/setup_vllm_venv.sh                   # vLLM (CPU build), in its own venv
-  compile_venv_once "${VLLM_VENV:-.venv-vllm}"
-  compile_venv_once "$(.venv/bin/python -c 'from labeling.labelstudio.server import default_venv; print(default_venv())')"
+  compile_venv_once "$ls_venv" $ls_existed
+  compile_venv_once "$vllm_venv" $vllm_existed
 fi
 echo "juryflow is set up in .venv"
