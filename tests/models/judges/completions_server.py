@@ -57,6 +57,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         script = self.server.script  # type: ignore[attr-defined]
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self._left = False  # one handler serves every request of a keep-alive connection
         with script.lock:
             script.requests += 1
             nth = script.requests
@@ -89,10 +90,19 @@ class _Handler(BaseHTTPRequestHandler):
                 if script.die_after is not None and script.answered >= script.die_after:
                     script.dead = True
         finally:
-            with script.lock:
-                script.in_flight -= 1
+            self._leave_flight()
+
+    def _leave_flight(self) -> None:
+        # Before the reply is written: once the client has its answer it may send the next request, and
+        # counting this one until after the write would show one more in flight than the client allows.
+        if not self._left:
+            self._left = True
+            with self.server.script.lock:  # type: ignore[attr-defined]
+                self.server.script.in_flight -= 1  # type: ignore[attr-defined]
 
     def _send(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
+        if self.command == "POST":
+            self._leave_flight()
         data = json.dumps(payload).encode()
         self.send_response(status)
         for name, value in (headers or {}).items():
