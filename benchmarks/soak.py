@@ -134,31 +134,37 @@ class Soak:
                                             "--name", "soak-worker"], env=self.env, cwd=REPO, stdout=log,
                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
-    def kill(self, kind: str, aim: bool = False) -> bool:
-        """SIGKILL one server; False when an aimed worker kill found no Running run or a Pending one."""
+    def kill(self, kind: str) -> None:
         if kind == "worker":
-            in_flight = self._frozen_worker_runs() if aim else self.runs.in_flight()
-            if aim and ("RUNNING" not in in_flight.values() or "PENDING" in in_flight.values()):
-                psutil.Process(self.worker.pid).resume()
-                return False
-            self.killed_run_ids |= set(in_flight)  # these lose their process with the worker
-            kill_tree(self.worker.pid)
-            self.worker.wait()
+            self._kill_worker(self.runs.in_flight())
         elif kind == "labelstudio":
             kill_tree(self.ls._state()["pid"])
         else:
             self.pg.kill()
         self.kills[kind] += 1
+
+    def kill_worker_mid_run(self) -> bool:
+        """Kill the worker only while a run is Running and none is Pending; False (worker untouched) if not.
+        The runs are read with the worker stopped (SIGSTOP), so it cannot take a run Pending between the
+        read and the kill. A run killed Pending within 5 min of the scheduler making it is not seen by
+        automations/pending.yaml for 15 min (see the comment there): the short soak's drain would time out."""
+        if "RUNNING" not in self.runs.in_flight().values():
+            return False  # the cheap read first: no need to stop the worker
+        worker = psutil.Process(self.worker.pid)
+        worker.suspend()
+        time.sleep(0.5)  # a Pending proposal already on the wire lands before the read
+        in_flight = self.runs.in_flight()
+        if "RUNNING" not in in_flight.values() or "PENDING" in in_flight.values():
+            worker.resume()
+            return False
+        self._kill_worker(in_flight)
+        self.kills["worker"] += 1
         return True
 
-    def _frozen_worker_runs(self) -> dict:
-        """The runs in flight, read while the worker is stopped (SIGSTOP), so that it cannot take a run
-        Pending between the read and the kill. A run killed Pending within 5 min of the scheduler making
-        it is not seen by automations/pending.yaml for 15 min (see the comment there): the short soak's
-        drain would time out, so it aims at Running runs only."""
-        psutil.Process(self.worker.pid).suspend()
-        time.sleep(0.5)  # a Pending proposal already on the wire lands before the read
-        return self.runs.in_flight()
+    def _kill_worker(self, in_flight: dict) -> None:
+        self.killed_run_ids |= set(in_flight)  # these lose their process with the worker
+        kill_tree(self.worker.pid)
+        self.worker.wait()
 
     def restart(self, kind: str) -> None:
         if kind == "worker":
@@ -276,11 +282,11 @@ def _tick(soak_: Soak, pending: list[Fault], now: float, last_annotate: float) -
             continue
         # A worker kill aims (up to 120 s late) at a moment a run is Running, so that the heartbeat automation
         # is exercised, and none is Pending, so that a short soak need not wait out the Pending window.
-        aim = fault.kind == "worker" and now < fault.at_s + 120
-        if aim and "RUNNING" not in soak_.runs.in_flight().values():
-            continue  # cheap pre-check; the kill checks again with the worker stopped
-        if not soak_.kill(fault.kind, aim=aim):
-            continue
+        if fault.kind == "worker" and now < fault.at_s + 120:
+            if not soak_.kill_worker_mid_run():
+                continue
+        else:
+            soak_.kill(fault.kind)
         soak_.down_until[fault.kind] = now + fault.pause_s
         pending.remove(fault)
 
