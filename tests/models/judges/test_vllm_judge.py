@@ -99,7 +99,10 @@ def _start_server(model_dir: Path, port: int, core: int, log_path: Path) -> subp
             [str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
              "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--enforce-eager",
              "--gpu-memory-utilization", "0.5", "--max-logprobs", "1000", "--api-key", API_KEY],
-            env={**_vllm_env(), "VLLM_CPU_OMP_THREADS_BIND": str(core)}, stdout=log_file,
+            # The engine core in the server's process, as models/judges/vllm_judge.py runs the in-process one
+            # on a CPU: one import of vLLM fewer, 14 s less CPU per start here; the API is the same.
+            env={**_vllm_env(), "VLLM_CPU_OMP_THREADS_BIND": str(core), "VLLM_ENABLE_V1_MULTIPROCESSING": "0"},
+            stdout=log_file,
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
