@@ -40,16 +40,22 @@ def users_labelstudio():
 
 
 def _run(cwd: Path, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+    from prefect.settings import PREFECT_API_URL
+
+    # The session's Prefect API: the README contract runs the demo on a temporary server, the Quickstart
+    # way; here another start-up would only add CPU.
     base = {k: v for k, v in os.environ.items() if not k.startswith("JURYFLOW")}
-    full = {**base, "PREFECT_HOME": str(cwd / ".prefect"), "COLUMNS": "200", **env}
+    full = {**base, "PREFECT_HOME": str(cwd / ".prefect"), "PREFECT_API_URL": PREFECT_API_URL.value(),
+            "COLUMNS": "200", **env}
     return subprocess.run([str(JURYFLOW), *args], cwd=cwd, env=full, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.integration
-def test_demo_keeps_to_itself_and_the_quickstart_follows(tmp_path: Path, users_labelstudio: str) -> None:
+def test_demo_keeps_to_itself_and_the_quickstart_follows(tmp_path: Path, users_labelstudio: str,
+                                                         prefect_harness) -> None:
     # The user already set up their own Label Studio project, in ./juryflow.yaml and in the environment.
     (tmp_path / "juryflow.yaml").write_text(f"labelstudio:\n  url: {users_labelstudio}\n  api_key: users-token\n")
-    demo = _run(tmp_path, "demo", "--no-labelstudio", "--n", "40", "--fit-n", "60", timeout=1200,
+    demo = _run(tmp_path, "demo", "--no-labelstudio", "--n", "40", "--fit-n", "40", timeout=1200,
                 JURYFLOW__LABELSTUDIO__URL=users_labelstudio, JURYFLOW__LABELSTUDIO__API_KEY="users-token")
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert _Recorder.seen == [], "the demo called the user's Label Studio"
