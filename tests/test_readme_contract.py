@@ -240,9 +240,10 @@ def _seed_labelstudio(contract: Contract, entry: dict) -> None:
     from tests.labeling.labelstudio.conftest import build_template
     from labeling.labelstudio.server import default_venv
 
-    # The data dir the next command will use, found the way the command line finds it.
-    script = ("try:\n from juryflow.cli_support import use_demo_config_by_default as demo\n demo()\n"
-              "except ImportError:\n pass\nfrom labeling.settings import load_settings\nprint(load_settings().data_dir)")
+    # The data dir `juryflow labelstudio up` will use: its own ./juryflow.yaml's, never the demo's
+    # (cli_labelstudio.up drops the demo default). Seeding the demo's dir instead left `up` to migrate
+    # a fresh database: a minute of wall time and CPU.
+    script = "from labeling.settings import load_settings\nprint(load_settings().data_dir)"
     out = subprocess.run([".venv/bin/python", "-c", script], cwd=contract.user, env=contract.env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
