@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
+import time
 from collections.abc import Collection, Iterator, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -379,10 +381,27 @@ class Store:
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
-    # WAL: readers never block the writer; busy_timeout: wait up to 30 s for another process's lock.
-    for pragma in ("journal_mode=WAL", "busy_timeout=30000", "synchronous=NORMAL", "foreign_keys=ON"):
+    # busy_timeout: wait up to 30 s for another process's lock.
+    for pragma in ("busy_timeout=30000", "synchronous=NORMAL", "foreign_keys=ON"):
         cursor.execute(f"PRAGMA {pragma}")
+    _use_wal(cursor)
     cursor.close()
+
+
+def _use_wal(cursor: Any, wait_s: float = 30.0) -> None:
+    """WAL, so readers never block the writer. The mode is stored in the file, so only a new database
+    needs the switch; the switch takes an exclusive lock and SQLite answers "database is locked" at once,
+    without its busy handler, when workers opening a new database at once collide on it: retry."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")  # an in-memory database answers "memory": fine
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _sqlite_on_begin(conn: Connection) -> None:

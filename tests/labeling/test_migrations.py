@@ -196,6 +196,34 @@ def test_several_workers_opening_a_new_database_at_once(store_url: str) -> None:
     engine.dispose()
 
 
+def test_switching_a_new_sqlite_database_to_wal_waits_out_another_opener(tmp_path: Path) -> None:
+    """SQLite answers "database is locked" at once, busy handler or not, when openers of a new database
+    collide on the switch to WAL (one CI run lost a worker to it): the switch is retried, not raised."""
+    import sqlite3
+    import threading
+
+    from labeling.store.store import _use_wal
+
+    path = tmp_path / "new.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    opener = sqlite3.connect(path, timeout=0, isolation_level=None)  # no busy handler: every try fails fast
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        opener.execute("PRAGMA journal_mode=WAL")
+    threading.Timer(0.3, lambda: holder.execute("COMMIT")).start()
+    _use_wal(opener.cursor())
+    assert opener.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    opener.close()
+
+    # A lock that is never released still ends in the error, after the wait, not in a hang.
+    stuck = tmp_path / "stuck.db"
+    holder = sqlite3.connect(stuck, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        _use_wal(sqlite3.connect(stuck, timeout=0, isolation_level=None).cursor(), wait_s=0.2)
+    holder.execute("COMMIT")
+
+
 def test_the_migrations_ship_in_the_wheel(tmp_path: Path) -> None:
     """Built the way `pip wheel --no-deps .` builds it, from the project file and the labeling package only."""
     repo = Path(__file__).resolve().parents[2]
