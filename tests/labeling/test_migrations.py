@@ -6,8 +6,10 @@ On SQLite, and on PostgreSQL when JURYFLOW_TEST_PG_URL is set (see tests/labelin
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 import sys
+import threading
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +23,7 @@ from sqlalchemy import MetaData, Table, create_engine, insert, inspect, select, 
 from labeling.schemas import Sample, SampleState
 from labeling.store import Store, md, migrate
 from labeling.store.migrate import MIGRATIONS_DIR, VERSION_TABLE, current_revision, head_revision
+from labeling.store.store import _use_wal
 from tests.labeling.conftest import DATA, results_of_processes
 
 LEGACY_DDL = DATA / "store_schema_v0"  # the schema create_all made before migrations existed
@@ -199,11 +202,6 @@ def test_several_workers_opening_a_new_database_at_once(store_url: str) -> None:
 def test_switching_a_new_sqlite_database_to_wal_waits_out_another_opener(tmp_path: Path) -> None:
     """SQLite answers "database is locked" at once, busy handler or not, when openers of a new database
     collide on the switch to WAL (one CI run lost a worker to it): the switch is retried, not raised."""
-    import sqlite3
-    import threading
-
-    from labeling.store.store import _use_wal
-
     path = tmp_path / "new.db"
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN EXCLUSIVE")
@@ -214,14 +212,18 @@ def test_switching_a_new_sqlite_database_to_wal_waits_out_another_opener(tmp_pat
     _use_wal(opener.cursor())
     assert opener.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     opener.close()
+    holder.close()
 
     # A lock that is never released still ends in the error, after the wait, not in a hang.
     stuck = tmp_path / "stuck.db"
     holder = sqlite3.connect(stuck, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
+    opener = sqlite3.connect(stuck, timeout=0, isolation_level=None)
     with pytest.raises(sqlite3.OperationalError, match="locked"):
-        _use_wal(sqlite3.connect(stuck, timeout=0, isolation_level=None).cursor(), wait_s=0.2)
+        _use_wal(opener.cursor(), wait_s=0.2)
+    opener.close()
     holder.execute("COMMIT")
+    holder.close()
 
 
 def test_the_migrations_ship_in_the_wheel(tmp_path: Path) -> None:
