@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,6 +215,11 @@ def soak(work: Path, minutes: float, seed: int, samples_per_file: int = 24, file
     for sub in ("prefect", "prefect-client", "logs", "inbox", "soak", "nofault"):
         (work / sub).mkdir(parents=True)
     started = time.monotonic()
+    phases: dict[str, float] = {}  # seconds from the start to the end of each phase, to see where a run's time goes
+
+    def phase(name: str) -> None:
+        phases[name] = round(time.monotonic() - started, 1)
+
     # The three servers start side by side: Prefect in the background, PostgreSQL, then Label Studio.
     prefect_proc, prefect_url = launch_prefect_server(work / "prefect", extra_env={
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5"})  # new deployments get their runs at once
@@ -233,11 +239,13 @@ def soak(work: Path, minutes: float, seed: int, samples_per_file: int = 24, file
             "PREFECT_HOME": str(work / "prefect-client"),
             "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_LOGGING_LEVEL": "INFO"}
         Store(pg.url).close()  # migrate once, before two flow runs race to
+        phase("servers_up")
         campaign = Campaign(name, work / "soak", env, admin, annotator_id(admin), url=pg.url)
         runs = FlowRuns(prefect_url)
         deploy(runs, work, env, label_every_s, harvest_every_s, within_s)
         soak_ = Soak(work, rng, env, runs, campaign, pg, ls)
         soak_.start_worker()
+        phase("deployed")
         all_inputs = make_inputs(work / "inbox", files, samples_per_file, seed)
         arrive_every = duration_s * 0.8 / files  # the last file still meets faults
         t0, pending, last_annotate = time.monotonic(), list(faults), 0.0
@@ -251,11 +259,14 @@ def soak(work: Path, minutes: float, seed: int, samples_per_file: int = 24, file
             soak_.restart(kind)
             del soak_.down_until[kind]
         campaign.inputs = all_inputs
+        phase("faults_over")
         # No faults from here on, so the fault-free run can share the servers while the soak drains.
         replaying = replay(work / "nofault", f"nofault-{seed}", all_inputs, prefect_url, ls)
-        drained = _drain(soak_, all_inputs, drain_s)
+        drained = _drain(soak_, all_inputs, drain_s, phase)
         soak_seconds = round(time.monotonic() - started, 1)
-        return _figures(soak_, drained, replay_result(replaying), seed, minutes, soak_seconds, faults)
+        expected = replay_result(replaying)
+        phase("fault_free_run_done")
+        return _figures(soak_, drained, expected, seed, minutes, soak_seconds, faults) | {"phases": phases}
     finally:
         if replaying is not None and replaying.poll() is None:
             replaying.kill()
@@ -291,7 +302,7 @@ def _tick(soak_: Soak, pending: list[Fault], now: float, last_annotate: float) -
         pending.remove(fault)
 
 
-def _drain(soak_: Soak, inputs: list[Path], timeout_s: float) -> dict:
+def _drain(soak_: Soak, inputs: list[Path], timeout_s: float, phase: Callable[[str], None]) -> dict:
     """No more faults: wait until every file's run completed and every valid sample has a final label,
     export once more through the deployment, pause the schedules and wait until no run is in flight."""
     from labeling.store import Store
@@ -307,11 +318,14 @@ def _drain(soak_: Soak, inputs: list[Path], timeout_s: float) -> dict:
             if files_done and len(st.get_final_labels(ids)) == len(ids):
                 break
             time.sleep(5)
+        phase("all_labelled")
         export_id = soak_.runs.run_to_completion("label-batch/label-batch", {}, deadline)
     finally:
         st.close()
+    phase("exported")
     soak_.runs.pause_all()
     left = soak_.runs.wait_until_settled(deadline)
+    phase("settled")
     return {"export_run": export_id, "left_in_flight": left, "checker": checker}
 
 

@@ -37,6 +37,11 @@ def test_short_soak_with_kills_loses_and_duplicates_nothing(tmp_path):
     assert result["crashed_by_heartbeat"] >= 1
     assert result["unrecovered_runs"] == []
     assert result["reconcile"]["unexplained"] == 0
+    # Where the time went, in order (README, "Tests and benchmarks"): each phase ends after the one before it.
+    phases = result["phases"]
+    assert list(phases) == ["servers_up", "deployed", "faults_over", "all_labelled", "exported", "settled",
+                            "fault_free_run_done"]
+    assert list(phases.values()) == sorted(phases.values()) and phases["faults_over"] - phases["deployed"] >= 60
 
 
 def test_faults_are_spread_so_one_kind_never_overlaps_itself():
