@@ -8,13 +8,19 @@ bash scripts/setup.sh --test
 
 export OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
 
-# A throwaway PostgreSQL on 127.0.0.1 for the PostgreSQL variants of the store tests.
-PG_LOG=$(mktemp /tmp/juryflow-pg-start.XXXXXX)
-stop_pg() { eval "$(sed -n 's/^stop it with: //p' "$PG_LOG")" >/dev/null 2>&1 || true; }
+# A throwaway PostgreSQL on 127.0.0.1 for the PostgreSQL variants of the store tests; stopped and
+# deleted at the end (each run's cluster is ~60 MB, which daily runs would pile up in /tmp).
 if [[ -z "${JURYFLOW_TEST_PG_URL:-}" ]]; then
-  JURYFLOW_TEST_PG_URL=$(bash scripts/start_test_postgres.sh 2>"$PG_LOG")
-  export JURYFLOW_TEST_PG_URL
+  PG_DIR=$(mktemp -d /tmp/juryflow-pg.XXXXXX)
+  PG_LOG=$(mktemp /tmp/juryflow-pg-start.XXXXXX)
+  stop_pg() {
+    eval "$(sed -n 's/^stop it with: //p' "$PG_LOG")" >/dev/null 2>&1 || true
+    rm -rf "$PG_DIR" "$PG_LOG"
+  }
   trap stop_pg EXIT
+  JURYFLOW_TEST_PG_URL=$(bash scripts/start_test_postgres.sh "$PG_DIR" 2>"$PG_LOG") \
+    || { cat "$PG_LOG" >&2; exit 1; }
+  export JURYFLOW_TEST_PG_URL
 fi
 
 # Exit code 5 (nothing collected) fails too: a suite that ran no test has not passed.
