@@ -150,6 +150,9 @@ class LabelStudioSettings(_Section):
     annotators_per_task: int = Field(1, ge=1, le=10)
     max_annotators_on_tie: int = Field(3, ge=1, le=20)
     port: int = Field(8080, ge=1, le=65535)
+    show_ai_reference: bool = Field(
+        False, description="show the labeler's and judge's answers as text on review tasks (never on audit tasks, "
+                           "never pre-ticked); off: reviewers judge blind (README, 'Human review in Label Studio')")
 
 
 class TrainingSettings(_Section):

@@ -40,14 +40,16 @@ RETRY: dict[str, Any] = {"retries": 4, "retry_delay_seconds": [2, 8, 30, 60], "r
 def ensure_project() -> int:
     """The campaign's project id, created with our labeling config on first use."""
     cfg = resources.settings()
-    return LabelStudioClient.from_settings(cfg).ensure_project(project_title(cfg), cfg.labelstudio.annotators_per_task)
+    return LabelStudioClient.from_settings(cfg).ensure_project(project_title(cfg), cfg.labelstudio.annotators_per_task,
+                                                               cfg.labelstudio.show_ai_reference)
 
 
 @task(name="labelstudio-push", **RETRY)
 def push_pending(project_id: int, batch_size: int = 1000) -> dict[str, int]:
     """Every human_pending sample without a task becomes one; an outage leaves them human_pending."""
     cfg = resources.settings()
-    result = push.push_pending(resources.store(cfg), LabelStudioClient.from_settings(cfg), project_id, batch_size)
+    result = push.push_pending(resources.store(cfg), LabelStudioClient.from_settings(cfg), project_id, batch_size,
+                               cfg.labelstudio.show_ai_reference)
     if result.found:
         _logger().warning("%d samples already had tasks in project %d (an earlier push was not recorded); "
                           "recorded them without importing again", len(result.found), project_id)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from labeling.labelstudio.reference import config_with_reference
 from labeling.settings import Settings
 
 # The SDK is imported where it is first used: it costs ~3 s of imports, which every flow module and
@@ -44,8 +45,10 @@ class LabelStudioRequestError(RuntimeError):
     """Label Studio refused a request (4xx): retrying will not help."""
 
 
-def label_config() -> str:
-    return resources.files("labeling.labelstudio").joinpath("config.xml").read_text()
+def label_config(show_ai_reference: bool = False) -> str:
+    """config.xml; with ``show_ai_reference``, plus the text block review tasks show it in (reference.py)."""
+    blind = resources.files("labeling.labelstudio").joinpath("config.xml").read_text()
+    return config_with_reference(blind) if show_ai_reference else blind
 
 
 @dataclass(frozen=True)
@@ -175,21 +178,26 @@ class LabelStudioClient:
                 f"Label Studio at {self.url}: {what} failed with HTTP {response.status_code}: {response.text[:300]}"
             )
 
-    def ensure_project(self, title: str, annotators_per_task: int) -> int:
+    def ensure_project(self, title: str, annotators_per_task: int, show_ai_reference: bool = False) -> int:
         """The id of the project with this title, created with our labeling config when missing.
 
-        Either way the project leaves annotators blind to the machines' answers (BLIND_PROJECT_SETTINGS).
+        Either way the project shows no predictions (BLIND_PROJECT_SETTINGS), and its labeling config has
+        the AI reference block exactly when ``show_ai_reference`` is on (labeling/labelstudio/reference.py).
         """
+        wanted = label_config(show_ai_reference)
         project = self._project_titled(title)
         if project is not None:
-            self._make_blind(int(project.id), project)
+            made_blind = self._make_blind(int(project.id), project, wanted)
+            if not made_blind and (project.label_config or "").strip() != wanted.strip():
+                self.call(f"updating the labeling config of project {project.id}", self.sdk.projects.update,
+                          int(project.id), label_config=wanted)
             return int(project.id)
         project = self.call(
             f"creating project {title!r}",
             self.sdk.projects.create,
             title=title,
             description="juryflow pairwise preference review",
-            label_config=label_config(),
+            label_config=wanted,
             maximum_annotations=annotators_per_task,
             overlap_cohort_percentage=100,
             show_skip_button=True,
@@ -208,16 +216,18 @@ class LabelStudioClient:
                 return project
         return None
 
-    def _make_blind(self, project_id: int, project: Any) -> None:
-        """Bring a project made before juryflow pushed blind tasks up to date: settings, config, no predictions."""
+    def _make_blind(self, project_id: int, project: Any, config: str) -> bool:
+        """Bring a project made before juryflow pushed blind tasks up to date: settings, config, no predictions.
+        False when it already was (nothing changed)."""
         if all(getattr(project, k, None) in (v, None) for k, v in BLIND_PROJECT_SETTINGS.items()):
-            return
+            return False
         self.call(f"hiding predictions in project {project_id}", self.sdk.projects.update, project_id,
-                  label_config=label_config(), **BLIND_PROJECT_SETTINGS)
+                  label_config=config, **BLIND_PROJECT_SETTINGS)
         # Tasks pushed by older versions carry the labeler's and judge's answers; our store keeps them.
         self.post_json(f"deleting the predictions of project {project_id}", "/api/dm/actions",
                        {"selectedItems": {"all": True, "excluded": []}},
                        params={"id": "delete_tasks_predictions", "project": project_id})
+        return True
 
     def reopen_task(self, task_id: int, overlap: int) -> None:
         """Put a task back in the queue until ``overlap`` annotators have answered it."""

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from labeling.labelstudio import reference
 from labeling.labelstudio.client import LabelStudioClient
 from labeling.schemas import ChatMessage, Sample, render_prompt
 from labeling.store import HumanTask, Store
@@ -32,6 +33,7 @@ def build_task(sample: Sample) -> dict[str, Any]:
     No predictions, no confidences, no critique, no route reasons, in the data or the meta: annotators
     judge blind (issue 11), so every task, audits included, looks the same and nothing pre-ticks an
     answer. The store keeps the AI labels, verdicts and routes; harvest and agreement read them there.
+    Only `labelstudio.show_ai_reference` adds them, as text and never to an audit (reference.py).
     """
     return task_from_texts(sample.sample_id, sample.prompt, sample.response_a, sample.response_b)
 
@@ -59,7 +61,8 @@ def recover_unfinished_push(store: Store, client: LabelStudioClient, project_id:
     return sorted(found)
 
 
-def push_samples(store: Store, client: LabelStudioClient, project_id: int, sample_ids: Sequence[str]) -> PushResult:
+def push_samples(store: Store, client: LabelStudioClient, project_id: int, sample_ids: Sequence[str],
+                 show_ai_reference: bool = False) -> PushResult:
     """Create tasks for these samples (one bulk import) and record each task id in the store.
 
     The samples are written down as this push's intents before the import and the intents closed with
@@ -79,6 +82,10 @@ def push_samples(store: Store, client: LabelStudioClient, project_id: int, sampl
     ls_store.record_intents(store, push_id, project_id, list(sample_ids))
     texts = ls_store.review_texts(store, sample_ids)
     payload = [task_from_texts(*row) for row in texts]
+    if show_ai_reference:  # review tasks carry the machines' answers as text; audit tasks get ""
+        references = reference.reference_texts(store, [row[0] for row in texts])
+        for task, row in zip(payload, texts, strict=True):
+            task["data"][reference.FIELD] = references[row[0]]
     # Same endpoint as the SDK's projects.import_tasks, minus its per-value Python encoder.
     response = client.post_json(f"importing {len(payload)} tasks into project {project_id}",
                                 f"/api/projects/{project_id}/import", payload, params={"return_task_ids": "true"})
@@ -95,12 +102,13 @@ def push_samples(store: Store, client: LabelStudioClient, project_id: int, sampl
     return PushResult(created=created, found=found)
 
 
-def push_pending(store: Store, client: LabelStudioClient, project_id: int, batch_size: int = 1000) -> PushResult:
+def push_pending(store: Store, client: LabelStudioClient, project_id: int, batch_size: int = 1000,
+                 show_ai_reference: bool = False) -> PushResult:
     """Every human_pending sample without a task becomes one, a batch at a time; an outage leaves them pending."""
     created: list[str] = []
     found: list[str] = []
     while ids := store.unpushed_human_pending(limit=batch_size):
-        result = push_samples(store, client, project_id, ids)
+        result = push_samples(store, client, project_id, ids, show_ai_reference)
         created += result.created
         found += result.found
     return PushResult(created=created, found=found)
