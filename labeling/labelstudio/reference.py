@@ -40,11 +40,9 @@ def is_audit(routes: Mapping[str, Route]) -> bool:
 
 
 def _judge_line(verdict: JudgeVerdict) -> str | None:
-    if verdict.p_a_original is None or verdict.p_a_swapped is None:
+    if verdict.preferred is None:  # unreadable in at least one order: no answer to show
         return None
-    mean = (verdict.p_a_original + verdict.p_a_swapped) / 2
-    prefers = "A" if mean >= 0.5 else "B"
-    return (f"Judge ({verdict.model} {verdict.version}): prefers {prefers}; P(A better) "
+    return (f"Judge ({verdict.model} {verdict.version}): prefers {verdict.preferred}; P(A better) "
             f"{verdict.p_a_original:.2f} with A shown first, {verdict.p_a_swapped:.2f} with B shown first.")
 
 
