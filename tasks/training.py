@@ -129,7 +129,7 @@ def run_flow_on_ranks(flow_fn: Callable[..., dict], *args: Any) -> dict:
     """``flow_fn(*args)``, once: on rank 0 of an ``accelerate launch`` (the only rank that talks to Prefect,
     the registry and the store) while the other ranks follow its training; every rank returns its result.
     Without a launcher it is just the flow call (models/training/distributed.py says why)."""
-    return run_on_ranks(partial(flow_fn, *args), follow_training)
+    return run_on_ranks(partial(flow_fn, *args), follow_training, close=True)  # one launch, one flow run
 
 
 @task(name="gate-reward-model", cache_policy=NO_CACHE, log_prints=False)

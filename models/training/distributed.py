@@ -104,9 +104,31 @@ def lead_training(job: Any) -> Iterator[None]:
     _phase = "after_training"
 
 
-def run_on_ranks(lead: Callable[[], T], follow: Callable[[Any], object]) -> T:
+def close_process_group() -> None:
+    """Every rank waits for the others, then tears its process group down (a no-op on one process).
+
+    torch asks for ``destroy_process_group`` before a trainer process exits. Without it, Gloo's worker
+    threads are destroyed with the interpreter, and a rank can abort there ("terminate called without an
+    active exception", SIGABRT) after printing its result: one clean-clone run failed so. The barrier
+    first: rank 0 hosts the rendezvous store, which must outlive the other ranks' last message.
+    """
+    if world_size() == 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def run_on_ranks(lead: Callable[[], T], follow: Callable[[Any], object], close: bool = False) -> T:
     """``lead()`` (the Prefect flow) on rank 0; ``follow(job)`` on the other ranks; every rank returns
-    rank 0's result, or raises its error (followers: as ``RankZeroFailed``). One process: ``lead()``."""
+    rank 0's result, or raises its error (followers: as ``RankZeroFailed``). One process: ``lead()``.
+
+    ``close``: the launch is over after this call; every rank closes the process group (close_process_group)
+    wherever the ranks are still in step: not when rank 0 failed inside training, where the others wait in
+    a collective that will never finish and the launcher stops them.
+    """
     global _phase
     if world_size() == 1:
         return lead()
@@ -119,16 +141,22 @@ def run_on_ranks(lead: Callable[[], T], follow: Callable[[Any], object]) -> T:
                 if _phase == "before_job":
                     broadcast_from_main(None)
                 broadcast_from_main(RankZeroFailed(f"rank 0 failed: {type(exc).__name__}: {exc}"))
+                if close:
+                    close_process_group()
             raise
         if _phase == "before_job":
             broadcast_from_main(None)
         broadcast_from_main(result)
+        if close:
+            close_process_group()
         return result
     job = broadcast_from_main()
     if job is not None:
         logger.info("rank %d of %d: joining the training of %s", rank(), world_size(), job)
         follow(job)
     result = broadcast_from_main()
+    if close:
+        close_process_group()
     if isinstance(result, RankZeroFailed):
         raise result
     return result
