@@ -24,17 +24,23 @@ the family-wise error at delta, as with uniform audits.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from labeling.schemas import unit_hash
+from labeling.schemas import Route, RouteReason, unit_hash
 from labeling.threshold_procedures import Tested, clopper_pearson_upper, min_accepted_at_half_alpha
 
 
 def is_audited(sample_id: str, audit_rate: float) -> bool:
     """A deterministic draw: the same sample is always (or never) audited, on every rerun."""
     return unit_hash("audit", sample_id) < audit_rate
+
+
+def drawn_for_audit(routes: Mapping[str, Route]) -> bool:
+    """Whether routing recorded the audit draw for a sample, at any stage (``routes``: its routes by stage)."""
+    return any(RouteReason.audit in route.reasons for route in routes.values())
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import BaseModel
 
+from labeling.audit_design import drawn_for_audit
 from labeling.calibration import confidence_of, expected_calibration_error, fit_calibrator
 from labeling.drift import DriftResult, check_drift
 from labeling.guarantee import guaranteed_threshold
@@ -29,7 +30,7 @@ from labeling.records import (
     write_drift_alarm,
     write_thresholds,
 )
-from labeling.schemas import LabelSource, RouteReason, SampleState, content_hash
+from labeling.schemas import LabelSource, SampleState, content_hash
 from labeling.settings import RoutingSettings
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def load_audit_set(store: Store, routing: RoutingSettings | None = None) -> Audi
     states = (SampleState.labeled, SampleState.human_pending, SampleState.judge_pending)
     ids = sorted({sid for state in states for sid in store.ids_in_state(state)})
     routes = store.get_routes(ids)
-    audit_ids = [sid for sid in ids if any(RouteReason.audit in r.reasons for r in routes.get(sid, {}).values())]
+    audit_ids = [sid for sid in ids if drawn_for_audit(routes.get(sid, {}))]
     # The humans' resolved answer (labeling.merge): majority, ties and skips handled in one place.
     finals = store.get_final_labels(audit_ids)
     ai, verdicts = store.get_ai_labels(audit_ids), store.get_verdicts(audit_ids)

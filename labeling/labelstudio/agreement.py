@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from itertools import permutations
 from typing import Any
 
-from labeling.schemas import LabelSource, RouteReason
+from labeling.audit_design import drawn_for_audit
+from labeling.schemas import LabelSource
 
 
 def percent_agreement(a: Sequence[str], b: Sequence[str]) -> float | None:
@@ -82,7 +83,7 @@ def agreement_report(store: Any) -> dict[str, Any]:
     units = [[lab.choice for lab in labels if not lab.cancelled] for labels in human_labels.values()]
     overlapping = [u for u in units if len(u) >= 2]
     audited = [s for s in human_final
-               if any(RouteReason.audit in r.reasons for r in routes.get(s, {}).values())
+               if drawn_for_audit(routes.get(s, {}))
                and s in verdicts and verdicts[s].preferred is not None]
     audit_disagree = sum(human_final[s] != verdicts[s].preferred for s in audited)
     return {

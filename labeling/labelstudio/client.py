@@ -187,10 +187,7 @@ class LabelStudioClient:
         wanted = label_config(show_ai_reference)
         project = self._project_titled(title)
         if project is not None:
-            made_blind = self._make_blind(int(project.id), project, wanted)
-            if not made_blind and (project.label_config or "").strip() != wanted.strip():
-                self.call(f"updating the labeling config of project {project.id}", self.sdk.projects.update,
-                          int(project.id), label_config=wanted)
+            self._bring_up_to_date(int(project.id), project, wanted)
             return int(project.id)
         project = self.call(
             f"creating project {title!r}",
@@ -216,18 +213,21 @@ class LabelStudioClient:
                 return project
         return None
 
-    def _make_blind(self, project_id: int, project: Any, config: str) -> bool:
-        """Bring a project made before juryflow pushed blind tasks up to date: settings, config, no predictions.
-        False when it already was (nothing changed)."""
-        if all(getattr(project, k, None) in (v, None) for k, v in BLIND_PROJECT_SETTINGS.items()):
-            return False
-        self.call(f"hiding predictions in project {project_id}", self.sdk.projects.update, project_id,
-                  label_config=config, **BLIND_PROJECT_SETTINGS)
-        # Tasks pushed by older versions carry the labeler's and judge's answers; our store keeps them.
-        self.post_json(f"deleting the predictions of project {project_id}", "/api/dm/actions",
-                       {"selectedItems": {"all": True, "excluded": []}},
-                       params={"id": "delete_tasks_predictions", "project": project_id})
-        return True
+    def _bring_up_to_date(self, project_id: int, project: Any, config: str) -> None:
+        """An existing project gets the labeling config wanted now, and predictions hidden and deleted if it
+        was made before juryflow pushed blind tasks; one update, none when nothing changed."""
+        shows_predictions = any(getattr(project, k, None) not in (v, None) for k, v in BLIND_PROJECT_SETTINGS.items())
+        changes = dict(BLIND_PROJECT_SETTINGS) if shows_predictions else {}
+        if shows_predictions or (project.label_config or "").strip() != config.strip():
+            changes["label_config"] = config
+        if not changes:
+            return
+        self.call(f"updating the settings of project {project_id}", self.sdk.projects.update, project_id, **changes)
+        if shows_predictions:
+            # Tasks pushed by older versions carry the labeler's and judge's answers; our store keeps them.
+            self.post_json(f"deleting the predictions of project {project_id}", "/api/dm/actions",
+                           {"selectedItems": {"all": True, "excluded": []}},
+                           params={"id": "delete_tasks_predictions", "project": project_id})
 
     def reopen_task(self, task_id: int, overlap: int) -> None:
         """Put a task back in the queue until ``overlap`` annotators have answered it."""

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from labeling.schemas import AILabel, JudgeVerdict, Route, RouteReason
+from labeling.audit_design import drawn_for_audit
+from labeling.schemas import AILabel, JudgeVerdict, Route
 
 if TYPE_CHECKING:
     from labeling.store import Store
@@ -34,11 +35,6 @@ def config_with_reference(blind_config: str) -> str:
     return blind_config.replace(ANCHOR, BLOCK + ANCHOR, 1)
 
 
-def is_audit(routes: Mapping[str, Route]) -> bool:
-    """Drawn for the blind audit at any stage."""
-    return any(RouteReason.audit in route.reasons for route in routes.values())
-
-
 def _judge_line(verdict: JudgeVerdict) -> str | None:
     if verdict.preferred is None:  # unreadable in at least one order: no answer to show
         return None
@@ -48,7 +44,7 @@ def _judge_line(verdict: JudgeVerdict) -> str | None:
 
 def reference_text(ai_label: AILabel | None, verdict: JudgeVerdict | None, routes: Mapping[str, Route]) -> str:
     """What a review task shows of the machines: "" for an audit task or when no machine has answered."""
-    if is_audit(routes):
+    if drawn_for_audit(routes):
         return ""
     lines = []
     if ai_label is not None:
